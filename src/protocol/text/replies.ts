@@ -1,0 +1,46 @@
+/**
+ * Pre-encoded replies in memcached's vocabulary. Reply strings are public API:
+ * tests assert these exact bytes and docs/errors.md lists them.
+ */
+const r = (s: string): Buffer => Buffer.from(`${s}\r\n`, 'latin1');
+
+export const CRLF = Buffer.from('\r\n', 'latin1');
+
+export const Replies = {
+  ERROR: r('ERROR'),
+  OK: r('OK'),
+  END: r('END'),
+  STORED: r('STORED'),
+  MN: r('MN'),
+  BAD_FORMAT: r('CLIENT_ERROR bad command line format'),
+  BAD_DELETE_FORMAT: r('CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]'),
+  BAD_DATA_CHUNK: r('CLIENT_ERROR bad data chunk'),
+  INVALID_DELTA: r('CLIENT_ERROR invalid numeric delta argument'),
+  INVALID_EXPTIME: r('CLIENT_ERROR invalid exptime argument'),
+  LINE_TOO_LONG: r('CLIENT_ERROR line too long'),
+  DUPLICATE_FLAG: r('CLIENT_ERROR duplicate flag'),
+  INVALID_FLAG: r('CLIENT_ERROR invalid flag'),
+  OPAQUE_TOO_LONG: r('CLIENT_ERROR opaque token too long'),
+  BAD_TOKEN: r('CLIENT_ERROR bad token in command line format'),
+  KEY_ENCODING: r('CLIENT_ERROR error decoding key'),
+  UNAUTHENTICATED: r('CLIENT_ERROR unauthenticated'),
+  AUTH_FAILURE: r('CLIENT_ERROR authentication failure'),
+  ACCESS_DENIED: r('CLIENT_ERROR access denied'),
+  TOO_LARGE: r('SERVER_ERROR object too large for cache'),
+  RATE_LIMITED: r('SERVER_ERROR rate limited'),
+  BACKEND_FAILURE: r('SERVER_ERROR backend failure'),
+  TOO_MANY_KEYS: r('CLIENT_ERROR too many keys'),
+  TOO_MANY_CONNECTIONS: r('ERROR Too many open connections'),
+} as const;
+
+const notAllowedCache = new Map<string, Buffer>();
+
+/** `CLIENT_ERROR <command> not allowed` (memcached's words for -F / -X). */
+export function notAllowed(command: string): Buffer {
+  let b = notAllowedCache.get(command);
+  if (b === undefined) {
+    b = r(`CLIENT_ERROR ${command} not allowed`);
+    notAllowedCache.set(command, b);
+  }
+  return b;
+}
