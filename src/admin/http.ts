@@ -1,0 +1,133 @@
+/**
+ * Admin HTTP API (node:http; loopback by default).
+ *
+ *   GET  /healthz                 200 while the process runs
+ *   GET  /readyz                  200 when an upstream is reachable and state is loaded
+ *   GET  /tenants                 tenants with mode, connections and generation age (never secrets)
+ *   POST /tenants/:name/rotate    rotate the tenant's generation now   (bearer token)
+ *
+ * Anything that changes state needs `Authorization: Bearer <admin token>`;
+ * with no token configured those endpoints are refused outright. Errors are
+ * JSON `{ "error": "<message>" }`.
+ */
+import http from 'node:http';
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+
+export interface AdminTarget {
+  /** tenants for GET /tenants */
+  listTenants(): AdminTenantView[];
+  rotate(tenant: string, source: string): Promise<{ generationAgeMs: number }>;
+  hasTenant(tenant: string): boolean;
+  ready(): boolean;
+}
+
+export interface AdminTenantView {
+  readonly name: string;
+  readonly mode: string;
+  readonly admin: boolean;
+  readonly connections: number;
+  readonly generationAgeMs: number | null;
+  readonly pendingRotationInMs: number | null;
+}
+
+export interface AdminServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly token: string | undefined;
+  readonly logger: Logger;
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s, 'utf8').digest();
+}
+
+/** Constant-time comparison of a presented bearer token with the configured one. */
+export function tokenMatches(header: string | undefined, token: string | undefined): boolean {
+  if (token === undefined || token.length === 0 || header === undefined) return false;
+  const m = /^Bearer (.+)$/.exec(header);
+  if (m === null || m[1] === undefined) return false;
+  return timingSafeEqual(digest(m[1]), digest(token));
+}
+
+function send(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+export class AdminServer {
+  private readonly server: http.Server;
+  private readonly opts: AdminServerOptions;
+  private readonly target: AdminTarget;
+
+  constructor(opts: AdminServerOptions, target: AdminTarget) {
+    this.opts = opts;
+    this.target = target;
+    this.server = http.createServer((req, res) => {
+      this.handle(req, res).catch((err: unknown) => {
+        opts.logger.error({ err }, 'admin request failed');
+        if (!res.headersSent) send(res, 500, { error: 'internal error' });
+      });
+    });
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.opts.port, this.opts.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  address(): { host: string; port: number } {
+    const a = this.server.address();
+    if (a === null || typeof a === 'string') return { host: this.opts.host, port: this.opts.port };
+    return { host: a.address, port: a.port };
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const path = url.pathname;
+    const method = req.method ?? 'GET';
+    req.resume(); // no endpoint reads a body
+    if (method === 'GET' && path === '/healthz') return send(res, 200, { status: 'ok' });
+    if (method === 'GET' && path === '/readyz') {
+      const ok = this.target.ready();
+      return send(res, ok ? 200 : 503, { status: ok ? 'ready' : 'not ready' });
+    }
+    if (method === 'GET' && path === '/tenants') return send(res, 200, { tenants: this.target.listTenants() });
+    const rotate = /^\/tenants\/([^/]+)\/rotate$/.exec(path);
+    if (rotate !== null) {
+      if (method !== 'POST') return send(res, 405, { error: 'use POST' });
+      if (!this.authorize(req, res)) return;
+      const name = decodeURIComponent(rotate[1] ?? '');
+      if (!this.target.hasTenant(name)) return send(res, 404, { error: `no tenant named ${JSON.stringify(name)}` });
+      const source = `admin-api ${req.socket.remoteAddress ?? '?'}`;
+      const r = await this.target.rotate(name, source);
+      this.opts.logger.info({ audit: 'admin', action: 'rotate', tenant: name, peer: req.socket.remoteAddress }, 'admin rotate');
+      return send(res, 200, { tenant: name, rotated: true, generationAgeMs: r.generationAgeMs });
+    }
+    return send(res, 404, { error: `no such endpoint: ${method} ${path}` });
+  }
+
+  private authorize(req: http.IncomingMessage, res: http.ServerResponse): boolean {
+    if (this.opts.token === undefined || this.opts.token.length === 0) {
+      send(res, 403, { error: 'no admin token is configured: state-changing endpoints are disabled' });
+      return false;
+    }
+    if (!tokenMatches(req.headers.authorization, this.opts.token)) {
+      this.opts.logger.warn({ audit: 'admin-auth-failure', peer: req.socket.remoteAddress }, 'admin request refused');
+      send(res, 401, { error: 'missing or wrong bearer token' });
+      return false;
+    }
+    return true;
+  }
+}

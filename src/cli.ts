@@ -1,0 +1,155 @@
+#!/usr/bin/env node
+/**
+ * memgate's command line. Parses flags, loads the config, calls into the proxy;
+ * no logic, names or defaults of its own (those live in config/schema.ts).
+ *
+ *   memgate serve --config memgate.yaml [--rotate-all-on-corrupt-state]
+ *   memgate check-config --config memgate.yaml
+ *   memgate rotate <tenant> --config memgate.yaml
+ *   memgate state show --config memgate.yaml
+ *
+ * Exit codes: 0 success (and after a clean SIGTERM/SIGINT stop), 1 invalid config
+ * or a failure to start or stop.
+ *
+ * NOTE: `hash-password` belongs to the authentication issue (#4).
+ */
+import { readFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { CliError, rotateCommand, stateShowCommand } from './admin/cli-actions.js';
+import { ConfigError } from './config/errors.js';
+import { loadConfig } from './config/load.js';
+import { cliOptions, type Config } from './config/schema.js';
+import { createLogger, type Logger } from './log.js';
+
+interface ConfigFlag {
+  readonly config: string;
+}
+
+interface ServeFlags extends ConfigFlag {
+  readonly rotateAllOnCorruptState?: boolean;
+}
+
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+
+function configOption(): Option {
+  const { flags, help, env } = cliOptions.config;
+  return new Option(flags, help).env(env).makeOptionMandatory();
+}
+
+/** Load the config or print every problem and exit 1. */
+function loadOrExit(path: string): Config {
+  try {
+    return loadConfig(path);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${err.lines().join('\n')}\n`);
+    process.stderr.write(`memgate: ${path}: ${err.issues.length} problem${err.issues.length === 1 ? '' : 's'}\n`);
+    process.exit(1);
+  }
+}
+
+function checkConfig(opts: ConfigFlag): void {
+  const config = loadOrExit(opts.config);
+  const tenants = Object.keys(config.tenants).length;
+  process.stdout.write(
+    `config OK: ${tenants} tenant${tenants === 1 ? '' : 's'}, ${config.listen.length} listener${config.listen.length === 1 ? '' : 's'}\n`,
+  );
+}
+
+async function serve(opts: ServeFlags): Promise<void> {
+  const config = loadOrExit(opts.config);
+  const logger = createLogger(config.log.level);
+  const { createProxy } = await import('./index.js');
+  const proxy = createProxy(config, { logger, rotateAllOnCorrupt: opts.rotateAllOnCorruptState === true });
+  try {
+    await proxy.start();
+  } catch (err) {
+    logger.fatal({ err }, 'memgate failed to start');
+    await proxy.stop().catch(() => undefined);
+    process.exit(1);
+  }
+  logger.info({ version: pkg.version, config: opts.config }, 'memgate started');
+  stopOnSignals(logger, () => proxy.stop());
+}
+
+/** First SIGTERM/SIGINT: stop gracefully, exit 0. A second one while stopping: exit 1 at once. */
+function stopOnSignals(logger: Logger, stop: () => Promise<void>): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal while stopping; exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    stop().then(
+      () => {
+        logger.info('stopped');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+const program = new Command('memgate')
+  .description('Access-control proxy for memcached: per-tenant keyspaces, blocked destructive commands, limits.')
+  .version(pkg.version)
+  .showHelpAfterError();
+
+program
+  .command('serve')
+  .description('run the proxy')
+  .addOption(configOption())
+  .option(
+    '--rotate-all-on-corrupt-state',
+    'start even if the state file is corrupt: every tenant gets a fresh generation (the corrupt file is kept aside)',
+  )
+  .action(serve);
+
+program
+  .command('check-config')
+  .description('validate a config file: print a summary, or every problem and exit 1')
+  .addOption(configOption())
+  .action(checkConfig);
+
+/** Runs a CLI action; a CliError or a state error is one line on stderr and exit 1. */
+async function report(action: () => Promise<string> | string): Promise<void> {
+  try {
+    process.stdout.write(await action());
+    process.stdout.write('\n');
+  } catch (err) {
+    const known = err instanceof CliError || (err instanceof Error && 'code' in err);
+    if (!known) throw err;
+    process.stderr.write(`memgate: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+}
+
+program
+  .command('rotate')
+  .description("rotate a tenant's generation now: its keys become unreachable (through a running memgate, or in the state file)")
+  .argument('<tenant>', 'tenant name from the config')
+  .addOption(configOption())
+  .action(async (tenant: string, opts: ConfigFlag) => {
+    const config = loadOrExit(opts.config);
+    await report(() => rotateCommand(config, tenant));
+  });
+
+program
+  .command('state')
+  .description('inspect durable state')
+  .command('show')
+  .description('list tenants with generation age and pending rotations (never secrets)')
+  .addOption(configOption())
+  .action(async (opts: ConfigFlag) => {
+    const config = loadOrExit(opts.config);
+    await report(() => stateShowCommand(config).trimEnd());
+  });
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,540 @@
+/**
+ * The config file's schema: the single source of option names, types, defaults,
+ * units (in the names: `connectTimeoutMs`) and help text (`.describe()`).
+ *
+ * Every object is strict: an unknown key is an error, never silently ignored, so a
+ * typo such as `prefx:` cannot quietly turn a tenant's isolation off.
+ *
+ * Rules that span fields (a listener's tenant exists, two tenants' prefixes do not
+ * overlap, …) are `superRefine` checks with `when: always`, so they run even when
+ * other parts of the file are broken and every problem is reported in one pass.
+ * They read their input defensively for the same reason.
+ */
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { MAX_KEYS_PER_GET, MAX_LINE_BYTES, MAX_VALUE_BYTES } from '../protocol/limits.js';
+import { normalizeAddress, tryParseCidr } from './cidr.js';
+
+export const TENANT_NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+/** Longest namespace prefix: leaves room for the generation and a useful key within 250 bytes. */
+export const MAX_PREFIX_BYTES = 64;
+export const DEFAULT_STATE_URL = 'file:./memgate-state.json';
+export const ADMIN_TOKEN_ENV = 'MEMGATE_ADMIN_TOKEN';
+export const MIN_ADMIN_TOKEN_LENGTH = 16;
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Command-line flags, described here so `cli.ts` holds no names, help or defaults of its own. */
+export const cliOptions = {
+  config: {
+    flags: '-c, --config <file>',
+    help: 'YAML config file (see docker/config/example.yaml)',
+    env: 'MEMGATE_CONFIG',
+  },
+} as const;
+
+// ─── field builders ────────────────────────────────────────────────────────────
+
+const PRINTABLE_ASCII = /^[\x21-\x7e]*$/;
+const HOST_NAME =
+  /^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
+const WILDCARD_HOSTS: ReadonlySet<string> = new Set(['0.0.0.0', '::']);
+const always = (): boolean => true;
+
+function isHost(text: string): boolean {
+  return isIP(text) !== 0 || HOST_NAME.test(text);
+}
+
+function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  const normalized = normalizeAddress(host);
+  if (normalized === null) return false;
+  return normalized.family === 4 ? normalized.address.startsWith('127.') : normalized.address === '::1';
+}
+
+const positiveInt = (help: string) => z.number().int('must be an integer').min(1, 'must be at least 1').describe(help);
+
+/** A port to listen on; 0 asks the OS for a free one (tests read the bound port back). */
+const listenPort = (help: string) =>
+  z
+    .number()
+    .int('must be an integer')
+    .min(0, 'must be a port number from 1 to 65535 (or 0 for any free port)')
+    .max(65535, 'must be a port number from 1 to 65535 (or 0 for any free port)')
+    .describe(help);
+
+const host = (help: string) => z.string().refine(isHost, 'must be an IP address or a host name').describe(help);
+
+const filePath = (help: string) => z.string().min(1, 'must not be empty').describe(help);
+
+const tenantName = (help: string) =>
+  z
+    .string()
+    .regex(TENANT_NAME_PATTERN, 'must be 1..64 characters from A-Z a-z 0-9 _ . -')
+    .refine((name) => name !== '__proto__', 'is a reserved name')
+    .describe(help);
+
+const keyPrefix = (help: string) =>
+  z
+    .string()
+    .min(1, 'must not be empty')
+    .max(MAX_PREFIX_BYTES, `must be at most ${MAX_PREFIX_BYTES} bytes`)
+    .regex(PRINTABLE_ASCII, 'may contain only printable ASCII (0x21..0x7e): no spaces, control or non-ASCII characters')
+    .describe(help);
+
+/** `host:port` or `[v6]:port`, as written in `upstream.servers`. */
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Parse `host:port` / `[v6addr]:port`; returns a message instead of throwing. */
+export function tryParseHostPort(text: string): HostPort | string {
+  const usage = `"${text}" must be "host:port" (or "[ipv6]:port")`;
+  const bracketed = /^\[([^\]]+)\]:([0-9]{1,5})$/.exec(text);
+  const plain = /^([^:[\]]+):([0-9]{1,5})$/.exec(text);
+  const match = bracketed ?? plain;
+  if (match === null) return usage;
+  const hostText = match[1] ?? '';
+  const portNumber = Number(match[2]);
+  if (bracketed !== null ? isIP(hostText) !== 6 : !isHost(hostText)) return usage;
+  if (portNumber < 1 || portNumber > 65535) return `"${text}": port must be from 1 to 65535`;
+  return { host: hostText, port: portNumber };
+}
+
+/** Parse an `upstream.servers` entry; throws on a value the schema would have rejected. */
+export function parseHostPort(text: string): HostPort {
+  const parsed = tryParseHostPort(text);
+  if (typeof parsed === 'string') throw new Error(parsed);
+  return parsed;
+}
+
+const hostPort = (help: string) =>
+  z
+    .string()
+    .superRefine((text, ctx) => {
+      const parsed = tryParseHostPort(text);
+      if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
+    })
+    .describe(help);
+
+const network = (help: string) =>
+  z
+    .string()
+    .superRefine((text, ctx) => {
+      const parsed = tryParseCidr(text);
+      if (parsed.error !== undefined) ctx.addIssue({ code: 'custom', message: parsed.error });
+    })
+    .describe(help);
+
+// ─── sections ──────────────────────────────────────────────────────────────────
+
+const tlsSchema = z.strictObject({
+  cert: filePath('PEM certificate chain presented to clients (path relative to the working directory)'),
+  key: filePath('PEM private key for `cert`'),
+  ca: filePath('PEM CA bundle; when set, clients must present a certificate signed by one of these CAs').optional(),
+});
+
+const listenerSchema = z.strictObject({
+  host: host('address to listen on: 0.0.0.0 / :: for every interface, 127.0.0.1 for local clients only'),
+  port: listenPort('TCP port; 0 = any free port'),
+  tls: tlsSchema.optional().describe('serve TLS on this listener'),
+  tenant: tenantName(
+    'bind every connection on this listener to this tenant (its `networks`, if any, still apply)',
+  ).optional(),
+});
+
+const upstreamSchema = z
+  .strictObject({
+    servers: z
+      .array(hostPort('memcached server, "host:port" or "[ipv6]:port"'))
+      .min(1, 'must list at least one memcached server')
+      .describe('memcached servers; keys are spread over them by ketama consistent hashing'),
+    connectionsPerServer: positiveInt('pipelined connections kept open to each server').default(2),
+    connectTimeoutMs: positiveInt('time allowed to connect to a server, in milliseconds').default(1000),
+    requestTimeoutMs: positiveInt(
+      'time allowed for a server to answer a request, in milliseconds; past it the request gets SERVER_ERROR backend failure',
+    ).default(2000),
+    backoffMinMs: positiveInt('first reconnect delay after a server fails, in milliseconds').default(50),
+    backoffMaxMs: positiveInt('longest reconnect delay (the delay doubles up to this), in milliseconds').default(2000),
+  })
+  .superRefine(
+    (value: unknown, ctx) => {
+      if (!isObject(value)) return;
+      const { backoffMinMs: min, backoffMaxMs: max, servers } = value;
+      if (typeof min === 'number' && typeof max === 'number' && min > max) {
+        ctx.addIssue({ code: 'custom', path: ['backoffMaxMs'], message: `must be at least backoffMinMs (${min})` });
+      }
+      if (Array.isArray(servers)) {
+        const seen = new Map<string, number>();
+        servers.forEach((server: unknown, i) => {
+          if (typeof server !== 'string') return;
+          const first = seen.get(server);
+          if (first === undefined) seen.set(server, i);
+          else
+            ctx.addIssue({
+              code: 'custom',
+              path: ['servers', i],
+              message: `"${server}" is listed twice (also servers[${first}])`,
+            });
+        });
+      }
+    },
+    { when: always },
+  );
+
+const adminSchema = z
+  .strictObject({
+    host: host('address of the admin HTTP server (/metrics, /healthz, /reload, /rotate)').default('127.0.0.1'),
+    port: listenPort('TCP port of the admin HTTP server; 0 = any free port').default(9211),
+    token: z
+      .string()
+      .min(MIN_ADMIN_TOKEN_LENGTH, `must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`)
+      .describe(
+        `bearer token for the admin endpoints; env ${ADMIN_TOKEN_ENV} overrides it (preferred: keeps it out of the file)`,
+      )
+      .optional(),
+  })
+  .superRefine(
+    (value: unknown, ctx) => {
+      if (!isObject(value) || typeof value.host !== 'string' || value.token !== undefined) return;
+      if (!isLoopback(value.host)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['token'],
+          message: `is required when the admin server listens on a non-loopback address (${value.host}); set it or ${ADMIN_TOKEN_ENV}`,
+        });
+      }
+    },
+    { when: always },
+  );
+
+const stateSchema = z.strictObject({
+  url: z
+    .string()
+    .refine(isStateUrl, 'must be "file:<path>" or "redis://host:port[/db]" (or "rediss://…")')
+    .default(DEFAULT_STATE_URL)
+    .describe('where tenant generations live: a local file (one instance) or Redis (shared by several instances)'),
+});
+
+function isStateUrl(text: string): boolean {
+  if (/^file:.+/.test(text)) return true;
+  if (!/^rediss?:\/\/./.test(text)) return false;
+  try {
+    new URL(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const logSchema = z.strictObject({
+  level: z
+    .enum(LOG_LEVELS, `must be one of ${LOG_LEVELS.join(', ')}`)
+    .default('info')
+    .describe('pino log level'),
+});
+
+const limitsSchema = z.strictObject({
+  maxLineBytes: z
+    .number()
+    .int('must be an integer')
+    .min(1024, 'must be at least 1024')
+    .default(MAX_LINE_BYTES)
+    .describe('longest command line read from a client, in bytes; past it: CLIENT_ERROR line too long, then close'),
+  maxValueBytes: positiveInt(
+    'largest value accepted, in bytes (memcached -I); past it: SERVER_ERROR object too large for cache',
+  ).default(MAX_VALUE_BYTES),
+  maxKeysPerGet: positiveInt('most keys in one multi-get').default(MAX_KEYS_PER_GET),
+  maxInFlightPerSession: positiveInt(
+    'requests one client connection may have awaiting replies before memgate stops reading from it',
+  ).default(1024),
+  maxPendingReplyBytesPerSession: positiveInt(
+    'reply bytes buffered for a slow client before memgate stops reading from it',
+  ).default(8 * 1024 * 1024),
+});
+
+const tenantLimitsSchema = z.strictObject({
+  opsPerSecond: positiveInt('sustained operations per second (token bucket rate)').optional(),
+  burst: positiveInt('operations allowed in a burst (token bucket size); default: opsPerSecond').optional(),
+  bytesPerSecond: positiveInt('value bytes written per second').optional(),
+  connections: positiveInt('concurrent client connections').optional(),
+  maxItemBytes: positiveInt('largest value this tenant may store, in bytes (at most limits.maxValueBytes)').optional(),
+  maxKeysPerGet: positiveInt('most keys in one multi-get (at most limits.maxKeysPerGet)').optional(),
+});
+
+const tenantSchema = z
+  .strictObject({
+    password: z
+      .string()
+      .min(1, 'must not be empty')
+      .describe(
+        'password hash from `memgate hash-password`; a tenant with a password is never identified by network alone',
+      )
+      .optional(),
+    networks: z
+      .array(network('IPv4 or IPv6 CIDR, or a bare address'))
+      .min(1, 'must list at least one network (leave the key out to allow any address)')
+      .describe('source networks this tenant may connect from; without a password, a peer in them *is* this tenant')
+      .optional(),
+    prefix: keyPrefix('secret namespace prefix; required unless admin').optional(),
+    prefixes: z
+      .array(keyPrefix('key prefix'))
+      .min(1, 'must list at least one prefix')
+      .describe('mode enforce: the key prefixes this tenant may use (default: [prefix])')
+      .optional(),
+    mode: z
+      .enum(['namespace', 'enforce'], 'must be namespace or enforce')
+      .default('namespace')
+      .describe('namespace: memgate adds and strips the prefix; enforce: keys must already carry an allowed prefix'),
+    admin: z
+      .boolean()
+      .default(false)
+      .describe('admin tenants may run every command, forwarded unchanged, keys untouched'),
+    limits: tenantLimitsSchema.prefault({}).describe('per-tenant limits; absent = unlimited'),
+  })
+  .superRefine(
+    (tenant: unknown, ctx) => {
+      if (!isObject(tenant)) return;
+      if (tenant.admin === true) {
+        for (const key of ['prefix', 'prefixes'] as const) {
+          if (tenant[key] !== undefined) {
+            ctx.addIssue({
+              code: 'custom',
+              path: [key],
+              message: 'must not be set on an admin tenant: admin keys are forwarded unchanged',
+            });
+          }
+        }
+      } else if (tenant.prefix === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['prefix'],
+          message: 'is required for a non-admin tenant (its secret namespace prefix)',
+        });
+      }
+      if (tenant.prefixes !== undefined && tenant.admin !== true && tenant.mode !== 'enforce') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['prefixes'],
+          message: 'applies only to mode: enforce (in namespace mode memgate adds `prefix` itself)',
+        });
+      }
+      const limits = tenant.limits;
+      if (isObject(limits) && limits.burst !== undefined && limits.opsPerSecond === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['limits', 'burst'],
+          message: 'needs limits.opsPerSecond (the rate the burst refills at)',
+        });
+      }
+    },
+    { when: always },
+  );
+
+const tenantsSchema = z
+  .record(tenantName('tenant name'), tenantSchema, {
+    error: (issue) =>
+      issue.code === 'invalid_key' ? 'invalid tenant name: use 1..64 characters from A-Z a-z 0-9 _ . -' : undefined,
+  })
+  .superRefine(
+    (tenants: unknown, ctx) => {
+      if (isObject(tenants) && Object.keys(tenants).length === 0) {
+        ctx.addIssue({ code: 'custom', message: 'must define at least one tenant' });
+      }
+    },
+    // Any issue inside means some tenant was written (a rejected name is dropped from the output).
+    { when: (payload) => payload.issues.length === 0 },
+  )
+  .describe('tenants by name');
+
+export const configSchema = z
+  .strictObject({
+    listen: z.array(listenerSchema).min(1, 'must list at least one listener').describe('client listeners'),
+    upstream: upstreamSchema.describe('the memcached servers behind memgate'),
+    admin: adminSchema.optional().describe('admin HTTP server; absent = not started'),
+    state: stateSchema.prefault({}).describe('durable state: tenant generations and shared budgets'),
+    log: logSchema.prefault({}),
+    limits: limitsSchema.prefault({}).describe('protocol bounds for every connection'),
+    tenants: tenantsSchema,
+  })
+  .superRefine(checkCrossFieldRules, { when: always });
+
+// ─── types ─────────────────────────────────────────────────────────────────────
+
+export type DeepReadonly<T> = T extends (infer U)[]
+  ? readonly DeepReadonly<U>[]
+  : T extends Buffer | ((...args: never[]) => unknown)
+    ? T
+    : T extends object
+      ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+      : T;
+
+/** A validated, defaulted config. `loadConfig` returns it deep-frozen. */
+export type Config = DeepReadonly<z.output<typeof configSchema>>;
+export type ListenerConfig = Config['listen'][number];
+export type UpstreamConfig = Config['upstream'];
+export type AdminConfig = NonNullable<Config['admin']>;
+export type LimitsConfig = Config['limits'];
+export type TenantConfig = Config['tenants'][string];
+export type TenantLimitsConfig = TenantConfig['limits'];
+
+// ─── cross-field rules ─────────────────────────────────────────────────────────
+
+type Ctx = z.RefinementCtx;
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function checkCrossFieldRules(config: unknown, ctx: Ctx): void {
+  if (!isObject(config)) return;
+  const tenants = isObject(config.tenants) ? config.tenants : undefined;
+  checkListeners(config, tenants, ctx);
+  if (tenants === undefined) return;
+  checkPrefixOverlap(tenants, ctx);
+  checkNetworkClaims(tenants, ctx);
+  checkTenantLimits(tenants, isObject(config.limits) ? config.limits : {}, ctx);
+}
+
+interface Endpoint {
+  readonly host: string;
+  readonly port: number;
+  readonly label: string;
+}
+
+function clashes(a: Endpoint, b: Endpoint): boolean {
+  return (
+    a.port !== 0 && a.port === b.port && (a.host === b.host || WILDCARD_HOSTS.has(a.host) || WILDCARD_HOSTS.has(b.host))
+  );
+}
+
+function checkListeners(config: Record<string, unknown>, tenants: Record<string, unknown> | undefined, ctx: Ctx): void {
+  const endpoints: Endpoint[] = [];
+  const listen = Array.isArray(config.listen) ? (config.listen as unknown[]) : [];
+  listen.forEach((listener, i) => {
+    if (!isObject(listener)) return;
+    const tenant = listener.tenant;
+    if (typeof tenant === 'string' && tenants !== undefined && !Object.hasOwn(tenants, tenant)) {
+      const known = Object.keys(tenants);
+      ctx.addIssue({
+        code: 'custom',
+        path: ['listen', i, 'tenant'],
+        message: `names tenant "${tenant}", which is not configured (tenants: ${known.length > 0 ? known.join(', ') : 'none'})`,
+      });
+    }
+    if (typeof listener.host !== 'string' || typeof listener.port !== 'number') return;
+    const endpoint = { host: listener.host, port: listener.port, label: `listen[${i}]` };
+    const other = endpoints.find((e) => clashes(e, endpoint));
+    if (other !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['listen', i, 'port'],
+        message: `${endpoint.host}:${endpoint.port} clashes with ${other.label} (${other.host}:${other.port})`,
+      });
+    }
+    endpoints.push(endpoint);
+  });
+  const admin = config.admin;
+  if (isObject(admin) && typeof admin.host === 'string' && typeof admin.port === 'number') {
+    const endpoint = { host: admin.host, port: admin.port, label: 'admin' };
+    const other = endpoints.find((e) => clashes(e, endpoint));
+    if (other !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['admin', 'port'],
+        message: `${endpoint.host}:${endpoint.port} clashes with ${other.label} (${other.host}:${other.port})`,
+      });
+    }
+  }
+}
+
+interface PrefixClaim {
+  readonly tenant: string;
+  readonly prefix: string;
+  readonly isNamespace: boolean;
+  readonly path: (string | number)[];
+}
+
+/**
+ * A namespace tenant's keys are `prefix + generation + key`. If another tenant's
+ * prefix equals it, or one starts with the other, that tenant can name keys inside
+ * this one's namespace. Two enforce tenants may share prefixes on purpose (a shared
+ * keyspace), so only pairs involving a namespace tenant are checked.
+ */
+function checkPrefixOverlap(tenants: Record<string, unknown>, ctx: Ctx): void {
+  const claims: PrefixClaim[] = [];
+  for (const [name, tenant] of Object.entries(tenants)) {
+    if (!isObject(tenant) || tenant.admin === true) continue;
+    if (tenant.mode === 'enforce') {
+      if (Array.isArray(tenant.prefixes)) {
+        tenant.prefixes.forEach((prefix: unknown, j) => {
+          if (typeof prefix === 'string' && prefix !== '') {
+            claims.push({ tenant: name, prefix, isNamespace: false, path: ['tenants', name, 'prefixes', j] });
+          }
+        });
+      } else if (typeof tenant.prefix === 'string' && tenant.prefix !== '') {
+        claims.push({ tenant: name, prefix: tenant.prefix, isNamespace: false, path: ['tenants', name, 'prefix'] });
+      }
+    } else if (typeof tenant.prefix === 'string' && tenant.prefix !== '') {
+      claims.push({ tenant: name, prefix: tenant.prefix, isNamespace: true, path: ['tenants', name, 'prefix'] });
+    }
+  }
+  for (let j = 1; j < claims.length; j++) {
+    const b = claims[j];
+    if (b === undefined) continue;
+    for (let i = 0; i < j; i++) {
+      const a = claims[i];
+      if (a === undefined || a.tenant === b.tenant || !(a.isNamespace || b.isNamespace)) continue;
+      if (!a.prefix.startsWith(b.prefix) && !b.prefix.startsWith(a.prefix)) continue;
+      const message =
+        a.prefix === b.prefix
+          ? `"${b.prefix}" is also tenant "${a.tenant}"'s prefix: the two tenants would share keys`
+          : `"${b.prefix}" overlaps tenant "${a.tenant}"'s prefix "${a.prefix}" (one starts with the other): one tenant could reach the other's keys`;
+      ctx.addIssue({ code: 'custom', path: b.path, message });
+    }
+  }
+}
+
+/** Tenants without a password are identified by network; two claiming one network could not be told apart. */
+function checkNetworkClaims(tenants: Record<string, unknown>, ctx: Ctx): void {
+  const claimedBy = new Map<string, string>();
+  for (const [name, tenant] of Object.entries(tenants)) {
+    if (!isObject(tenant) || tenant.password !== undefined || !Array.isArray(tenant.networks)) continue;
+    tenant.networks.forEach((text: unknown, j) => {
+      if (typeof text !== 'string') return;
+      const { cidr } = tryParseCidr(text);
+      if (cidr === undefined) return;
+      const other = claimedBy.get(cidr.key);
+      if (other === undefined) claimedBy.set(cidr.key, name);
+      else if (other !== name) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tenants', name, 'networks', j],
+          message: `"${text}" is also claimed by tenant "${other}"; neither has a password, so a peer there could not be told apart`,
+        });
+      }
+    });
+  }
+}
+
+function checkTenantLimits(tenants: Record<string, unknown>, limits: Record<string, unknown>, ctx: Ctx): void {
+  const bounds = [
+    ['maxItemBytes', 'maxValueBytes', MAX_VALUE_BYTES],
+    ['maxKeysPerGet', 'maxKeysPerGet', MAX_KEYS_PER_GET],
+  ] as const;
+  for (const [name, tenant] of Object.entries(tenants)) {
+    if (!isObject(tenant) || !isObject(tenant.limits)) continue;
+    for (const [tenantKey, globalKey, fallback] of bounds) {
+      const value = tenant.limits[tenantKey];
+      const globalValue = typeof limits[globalKey] === 'number' ? limits[globalKey] : fallback;
+      if (typeof value === 'number' && value > globalValue) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tenants', name, 'limits', tenantKey],
+          message: `must not exceed limits.${globalKey} (${globalValue})`,
+        });
+      }
+    }
+  }
+}

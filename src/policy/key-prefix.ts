@@ -1,0 +1,61 @@
+/**
+ * Keyspace rules, over byte offsets only (keys are never turned into strings).
+ *
+ * namespace mode:  client key  "user:1"  →  upstream key  <prefix><generation>"user:1"
+ *                  the usable key length is MAX_KEY_BYTES minus the namespace.
+ * enforce mode:    the client key must already start with one of the tenant's
+ *                  prefixes and passes unchanged.
+ */
+import { MAX_KEY_BYTES } from '../protocol/limits.js';
+import { Replies } from '../protocol/text/replies.js';
+import type { Request } from '../protocol/text/request.js';
+
+const EQ = 0x3d; // '='
+
+/** Length of the bytes a base64 token `line[start, end)` decodes to (the parser validated it). */
+export function base64DecodedLength(line: Buffer, start: number, end: number): number {
+  const n = end - start;
+  let pad = 0;
+  if (n > 0 && line[end - 1] === EQ) pad++;
+  if (n > 1 && line[end - 2] === EQ) pad++;
+  return (n >> 2) * 3 - pad;
+}
+
+function keyLength(req: Request, start: number, end: number): number {
+  return req.metaBase64 ? base64DecodedLength(req.line, start, end) : end - start;
+}
+
+/**
+ * Checks every key of `req` against a namespace of `nsLength` bytes.
+ * Returns null when all fit, else memcached's reply for a key that is too long.
+ */
+export function checkNamespacedKeys(req: Request, nsLength: number): Buffer | null {
+  const keys = req.keys;
+  const max = MAX_KEY_BYTES - nsLength;
+  for (let i = 0; i < keys.length; i += 2) {
+    if (keyLength(req, keys[i] ?? 0, keys[i + 1] ?? 0) > max) return Replies.BAD_FORMAT;
+  }
+  return null;
+}
+
+function startsWithAny(line: Buffer, start: number, end: number, prefixes: readonly Buffer[]): boolean {
+  for (const p of prefixes) {
+    const n = p.length;
+    if (end - start >= n && line.compare(p, 0, n, start, start + n) === 0) return true;
+  }
+  return false;
+}
+
+/**
+ * Enforce mode: every key must start with one of `prefixes`. Base64 keys
+ * (meta `b`) cannot be checked without decoding them, and enforce mode is about
+ * readable prefixes, so they are refused.
+ */
+export function checkEnforcedKeys(req: Request, prefixes: readonly Buffer[]): Buffer | null {
+  if (req.metaBase64) return Replies.ACCESS_DENIED;
+  const keys = req.keys;
+  for (let i = 0; i < keys.length; i += 2) {
+    if (!startsWithAny(req.line, keys[i] ?? 0, keys[i + 1] ?? 0, prefixes)) return Replies.ACCESS_DENIED;
+  }
+  return null;
+}
