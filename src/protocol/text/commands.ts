@@ -130,13 +130,7 @@ export interface CommandSpec {
   readonly hasValue: boolean;
 }
 
-function spec(
-  id: Cmd,
-  name: string,
-  syntax: Syntax,
-  reply: ReplyShape,
-  klass: CommandClass,
-): CommandSpec {
+function spec(id: Cmd, name: string, syntax: Syntax, reply: ReplyShape, klass: CommandClass): CommandSpec {
   const hasValue = syntax === Syntax.STORE || syntax === Syntax.CAS || syntax === Syntax.META_SET;
   return Object.freeze({ id, name, nameBytes: Buffer.from(name, 'latin1'), syntax, reply, klass, hasValue });
 }

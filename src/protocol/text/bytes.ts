@@ -1,0 +1,161 @@
+/**
+ * Byte constants and allocation-free checks over `buf[start, end)` for the
+ * text protocol. Numbers are read with digit loops that reject anything but
+ * plain decimal digits (no '+', no '0x', no '1e3', no spaces) and stop as
+ * soon as the value passes its bound, so a long run of digits never loses
+ * precision.
+ */
+
+export const LF = 0x0a; // \n
+export const CR = 0x0d; // \r
+export const SP = 0x20; // ' '
+export const PLUS = 0x2b; // +
+export const MINUS = 0x2d; // -
+export const SLASH = 0x2f; // /
+export const DIGIT_0 = 0x30; // 0
+export const DIGIT_9 = 0x39; // 9
+export const EQUALS = 0x3d; // =
+export const UPPER_A = 0x41; // A
+export const UPPER_Z = 0x5a; // Z
+export const LOWER_A = 0x61; // a
+export const LOWER_Z = 0x7a; // z
+export const TILDE = 0x7e; // ~
+export const DEL = 0x7f; // DEL
+
+/** Returned by the number parsers when the token is not a number in range. */
+export const NO_NUMBER = Number.MIN_SAFE_INTEGER;
+
+export const UINT32_MAX = 0xffff_ffff;
+export const INT32_MAX = 0x7fff_ffff;
+export const INT32_MIN = -0x8000_0000;
+
+/**
+ * Largest data length (`<bytes>` of storage commands, `<datalen>` of ms)
+ * that can still be counted and swallowed: 2^31. Anything larger cannot be
+ * read, so the stream cannot be resynchronised.
+ */
+export const MAX_DATA_LENGTH = 0x8000_0000;
+
+/** "a unique 64-bit value" (protocol.txt, Storage commands): 2^64 - 1. */
+const UINT64_MAX_DIGITS = Buffer.from('18446744073709551615', 'latin1');
+
+/**
+ * `buf[start, end)` as an unsigned decimal no larger than `max`
+ * (`max` ≤ 2^52), or NO_NUMBER. At least one digit, digits only.
+ */
+export function parseUnsigned(buf: Buffer, start: number, end: number, max: number): number {
+  if (start >= end) return NO_NUMBER;
+  let v = 0;
+  for (let i = start; i < end; i++) {
+    const d = (buf[i] ?? 0) - DIGIT_0;
+    if (d < 0 || d > 9) return NO_NUMBER;
+    v = v * 10 + d;
+    if (v > max) return NO_NUMBER;
+  }
+  return v;
+}
+
+/**
+ * `buf[start, end)` as a decimal with an optional leading '-', within
+ * [min, max] (both within ±2^52), or NO_NUMBER.
+ */
+export function parseSigned(buf: Buffer, start: number, end: number, min: number, max: number): number {
+  if (start < end && buf[start] === MINUS) {
+    const v = parseUnsigned(buf, start + 1, end, -min);
+    // `0 - v` keeps "-0" a plain 0.
+    return v === NO_NUMBER ? NO_NUMBER : 0 - v;
+  }
+  return parseUnsigned(buf, start, end, max);
+}
+
+/** exptime and meta T/N tokens: an optional '-', then digits, within int32. */
+export function parseInt32(buf: Buffer, start: number, end: number): number {
+  return parseSigned(buf, start, end, INT32_MIN, INT32_MAX);
+}
+
+/**
+ * True when `buf[start, end)` is an unsigned 64-bit decimal: 1 to 20
+ * digits, and at 20 digits no more than 18446744073709551615. The digits are
+ * compared as bytes, so the value never goes through a float.
+ */
+export function isUint64(buf: Buffer, start: number, end: number): boolean {
+  const n = end - start;
+  if (n < 1 || n > UINT64_MAX_DIGITS.length) return false;
+  for (let i = start; i < end; i++) {
+    const c = buf[i] ?? 0;
+    if (c < DIGIT_0 || c > DIGIT_9) return false;
+  }
+  if (n < UINT64_MAX_DIGITS.length) return true;
+  for (let i = 0; i < n; i++) {
+    const d = (buf[start + i] ?? 0) - (UINT64_MAX_DIGITS[i] ?? 0);
+    if (d !== 0) return d < 0;
+  }
+  return true;
+}
+
+/**
+ * True when `buf[start, end)` equals `literal` byte for byte. NOTE: a byte
+ * loop, because Buffer#compare's native call costs more than comparing the
+ * few bytes of a token.
+ */
+export function isToken(buf: Buffer, start: number, end: number, literal: Buffer): boolean {
+  const n = literal.length;
+  if (end - start !== n) return false;
+  for (let i = 0; i < n; i++) if (buf[start + i] !== literal[i]) return false;
+  return true;
+}
+
+/**
+ * A key (protocol.txt, Keys): 1..maxBytes bytes, "must not include control
+ * characters or whitespace": no byte ≤ 0x20 and no DEL. Bytes ≥ 0x80 pass,
+ * as they do in memcached (UTF-8 keys).
+ */
+export function isKey(buf: Buffer, start: number, end: number, maxBytes: number): boolean {
+  const n = end - start;
+  if (n < 1 || n > maxBytes) return false;
+  return hasNoControlBytes(buf, start, end);
+}
+
+/** No byte ≤ 0x20 and no DEL in `buf[start, end)`. */
+export function hasNoControlBytes(buf: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    const c = buf[i] ?? 0;
+    if (c <= SP || c === DEL) return false;
+  }
+  return true;
+}
+
+/** Every byte of `buf[start, end)` is printable ASCII (0x21..0x7e). */
+export function isPrintable(buf: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    const c = buf[i] ?? 0;
+    if (c <= SP || c > TILDE) return false;
+  }
+  return true;
+}
+
+function isBase64Char(c: number): boolean {
+  return (
+    (c >= UPPER_A && c <= UPPER_Z) ||
+    (c >= LOWER_A && c <= LOWER_Z) ||
+    (c >= DIGIT_0 && c <= DIGIT_9) ||
+    c === PLUS ||
+    c === SLASH
+  );
+}
+
+/**
+ * The number of bytes the base64 token `buf[start, end)` decodes to, or -1
+ * when it is not canonical padded base64: A–Z a–z 0–9 + /, a length that is
+ * a multiple of 4, and at most two '=' only at the end.
+ */
+export function base64DecodedLength(buf: Buffer, start: number, end: number): number {
+  const n = end - start;
+  if ((n & 3) !== 0) return -1;
+  let pad = 0;
+  if (n > 0 && buf[end - 1] === EQUALS) pad = buf[end - 2] === EQUALS ? 2 : 1;
+  for (let i = start; i < end - pad; i++) {
+    if (!isBase64Char(buf[i] ?? 0)) return -1;
+  }
+  return (n >> 2) * 3 - pad;
+}

@@ -1,0 +1,341 @@
+/**
+ * Request → the canonical bytes memgate sends to memcached.
+ *
+ * The client's raw line is never forwarded: every command line is rebuilt from
+ * the parsed Request, so nothing the parser did not understand reaches the
+ * shared server, and the namespace is prepended to every key on the way.
+ *
+ *   client:   "set  foo 1 0 5 noreply\r\n" "hello" "\r\n"
+ *   upstream: "set <ns>foo 1 0 5\r\n"      "hello" "\r\n"
+ *              └─ one Buffer.allocUnsafe ─┘ └ slices as-is ┘ └ shared CRLF
+ *
+ * Classic `noreply` and meta `q` are never sent: memgate reads every reply
+ * and hides the ones the client asked not to see.
+ */
+import { MAX_KEY_BYTES } from '../limits.js';
+import { decodeBase64Into, base64DecodedLength, base64EncodedLength, encodeBase64Into } from './base64.js';
+import { Syntax, commandSpec, type CommandSpec } from './commands.js';
+import { CRLF, Replies } from './replies.js';
+import type { Request } from './request.js';
+
+const SP = 0x20; // ' '
+const CR = 0x0d; // \r
+const LF = 0x0a; // \n
+const MINUS = 0x2d; // '-'
+const ZERO = 0x30; // '0'
+const LOWER_B = 0x62; // 'b'
+
+/** Number of decimal digits of a non-negative integer (up to 2^53). */
+export function digitCount(n: number): number {
+  let d = 1;
+  let v = n;
+  while (v >= 10) {
+    v = Math.floor(v / 10);
+    d++;
+  }
+  return d;
+}
+
+/** Length of `n` written in decimal, sign included. */
+export function intLength(n: number): number {
+  return n < 0 ? 1 + digitCount(-n) : digitCount(n);
+}
+
+/** Writes the integer `n` in decimal at `at`; returns the offset after it. */
+export function writeInt(dst: Buffer, at: number, n: number): number {
+  let o = at;
+  let v = n;
+  if (v < 0) {
+    dst[o++] = MINUS;
+    v = -v;
+  }
+  const end = o + digitCount(v);
+  for (let i = end - 1; i >= o; i--) {
+    const q = Math.floor(v / 10);
+    dst[i] = ZERO + (v - q * 10);
+    v = q;
+  }
+  return end;
+}
+
+/** Scratch for `ns + decoded key` of base64 keys; grows when a key is longer. */
+let rawKey = Buffer.allocUnsafe(1024);
+
+/**
+ * Length of the key `line[start, end)` as sent upstream; -1 when a base64 key
+ * does not decode. Without a namespace the key passes unchanged (memcached
+ * validates base64 itself).
+ */
+function upstreamKeyLength(req: Request, start: number, end: number): number {
+  const ns = req.ns;
+  if (ns === null) return end - start;
+  if (!req.metaBase64) return ns.length + end - start;
+  const raw = base64DecodedLength(req.line, start, end);
+  return raw < 0 ? -1 : base64EncodedLength(ns.length + raw);
+}
+
+/**
+ * The reply for a key memcached would refuse, or null. memcached checks the
+ * key token as sent (base64 text included) against 250 bytes, and for set/ms
+ * it then reads the data block as commands: forwarding such a key would make
+ * its extra `ERROR` desynchronise the shared connection.
+ */
+function keyRefusal(upstreamLength: number): Buffer | null {
+  if (upstreamLength < 0) return Replies.KEY_ENCODING;
+  return upstreamLength > MAX_KEY_BYTES ? Replies.BAD_FORMAT : null;
+}
+
+/** Writes the upstream form of key `line[start, end)` at `at`; returns the offset after it. */
+function writeKey(req: Request, start: number, end: number, dst: Buffer, at: number): number {
+  const ns = req.ns;
+  if (ns === null) return at + req.line.copy(dst, at, start, end);
+  if (!req.metaBase64) {
+    const o = at + ns.copy(dst, at);
+    return o + req.line.copy(dst, o, start, end);
+  }
+  const need = ns.length + base64DecodedLength(req.line, start, end);
+  if (rawKey.length < need) rawKey = Buffer.allocUnsafe(need * 2);
+  ns.copy(rawKey, 0);
+  const rawEnd = decodeBase64Into(req.line, start, end, rawKey, ns.length);
+  return encodeBase64Into(rawKey, 0, rawEnd, dst, at);
+}
+
+function writeName(spec: CommandSpec, dst: Buffer): number {
+  return spec.nameBytes.copy(dst, 0);
+}
+
+function writeRange(req: Request, start: number, end: number, dst: Buffer, at: number): number {
+  return at + req.line.copy(dst, at, start, end);
+}
+
+function endLine(dst: Buffer, at: number): number {
+  dst[at] = CR;
+  dst[at + 1] = LF;
+  return at + 2;
+}
+
+/** Sum of the value slices; -1 when they do not add up to `req.bytes`. */
+function checkValue(req: Request): number {
+  const v = req.value;
+  let total = 0;
+  if (v !== null) for (let i = 0; i < v.length; i++) total += v[i]?.length ?? 0;
+  return total === req.bytes ? total : -1;
+}
+
+function pushValue(req: Request, out: Buffer[]): void {
+  const v = req.value;
+  if (v !== null) {
+    for (let i = 0; i < v.length; i++) {
+      const slice = v[i];
+      if (slice !== undefined && slice.length > 0) out.push(slice);
+    }
+  }
+  out.push(CRLF);
+}
+
+/** `get|gets <keys>` and `gat|gats <exptime> <keys>` */
+function encodeRetrieve(req: Request, spec: CommandSpec, withExptime: boolean, out: Buffer[]): Buffer | null {
+  const keys = req.keys;
+  let len = spec.nameBytes.length + 2;
+  if (withExptime) len += 1 + intLength(req.exptime);
+  for (let i = 0; i < keys.length; i += 2) {
+    const k = upstreamKeyLength(req, keys[i] ?? 0, keys[i + 1] ?? 0);
+    const refused = keyRefusal(k);
+    if (refused !== null) return refused;
+    len += 1 + k;
+  }
+  const dst = Buffer.allocUnsafe(len);
+  let o = writeName(spec, dst);
+  if (withExptime) {
+    dst[o++] = SP;
+    o = writeInt(dst, o, req.exptime);
+  }
+  for (let i = 0; i < keys.length; i += 2) {
+    dst[o++] = SP;
+    o = writeKey(req, keys[i] ?? 0, keys[i + 1] ?? 0, dst, o);
+  }
+  endLine(dst, o);
+  out.push(dst);
+  return null;
+}
+
+/** `set|add|replace|append|prepend <key> <flags> <exptime> <bytes>` and `cas ... <cas unique>` + data */
+function encodeStore(req: Request, spec: CommandSpec, withCas: boolean, out: Buffer[]): Buffer | null {
+  if (checkValue(req) < 0) return Replies.BAD_DATA_CHUNK;
+  const ks = req.keys[0] ?? 0;
+  const ke = req.keys[1] ?? 0;
+  const k = upstreamKeyLength(req, ks, ke);
+  const refused = keyRefusal(k);
+  if (refused !== null) return refused;
+  let len = spec.nameBytes.length + 1 + k + 1 + digitCount(req.flags) + 1 + intLength(req.exptime);
+  len += 1 + digitCount(req.bytes) + 2;
+  if (withCas) len += 1 + req.numEnd - req.numStart;
+  const dst = Buffer.allocUnsafe(len);
+  let o = writeName(spec, dst);
+  dst[o++] = SP;
+  o = writeKey(req, ks, ke, dst, o);
+  dst[o++] = SP;
+  o = writeInt(dst, o, req.flags);
+  dst[o++] = SP;
+  o = writeInt(dst, o, req.exptime);
+  dst[o++] = SP;
+  o = writeInt(dst, o, req.bytes);
+  if (withCas) {
+    dst[o++] = SP;
+    o = writeRange(req, req.numStart, req.numEnd, dst, o);
+  }
+  endLine(dst, o);
+  out.push(dst);
+  pushValue(req, out);
+  return null;
+}
+
+/** Commands of one key and optional trailing parts: delete, incr/decr, touch. */
+function encodeKeyCommand(req: Request, spec: CommandSpec, syntax: Syntax, out: Buffer[]): Buffer | null {
+  const ks = req.keys[0] ?? 0;
+  const ke = req.keys[1] ?? 0;
+  const k = upstreamKeyLength(req, ks, ke);
+  const refused = keyRefusal(k);
+  if (refused !== null) return refused;
+  let len = spec.nameBytes.length + 1 + k + 2;
+  if (syntax === Syntax.ARITH) len += 1 + req.numEnd - req.numStart;
+  else if (syntax === Syntax.TOUCH) len += 1 + intLength(req.exptime);
+  const dst = Buffer.allocUnsafe(len);
+  let o = writeName(spec, dst);
+  dst[o++] = SP;
+  o = writeKey(req, ks, ke, dst, o);
+  if (syntax === Syntax.ARITH) {
+    dst[o++] = SP;
+    o = writeRange(req, req.numStart, req.numEnd, dst, o);
+  } else if (syntax === Syntax.TOUCH) {
+    dst[o++] = SP;
+    o = writeInt(dst, o, req.exptime);
+  }
+  endLine(dst, o);
+  out.push(dst);
+  return null;
+}
+
+/** `mg|md|ma <key> <flags>*`, `ms <key> <bytes> <flags>*` + data, `me <key> [b]` */
+function encodeMeta(req: Request, spec: CommandSpec, syntax: Syntax, out: Buffer[]): Buffer | null {
+  const withValue = syntax === Syntax.META_SET;
+  if (withValue && checkValue(req) < 0) return Replies.BAD_DATA_CHUNK;
+  const ks = req.keys[0] ?? 0;
+  const ke = req.keys[1] ?? 0;
+  const k = upstreamKeyLength(req, ks, ke);
+  const refused = keyRefusal(k);
+  if (refused !== null) return refused;
+  const flags = req.metaFlags;
+  const isDebug = syntax === Syntax.META_DEBUG;
+  let len = spec.nameBytes.length + 1 + k + 2;
+  if (withValue) len += 1 + digitCount(req.bytes);
+  if (isDebug) {
+    if (req.metaBase64) len += 2;
+  } else {
+    for (let i = 0; i < flags.length; i += 2) len += 1 + (flags[i + 1] ?? 0) - (flags[i] ?? 0);
+  }
+  const dst = Buffer.allocUnsafe(len);
+  let o = writeName(spec, dst);
+  dst[o++] = SP;
+  o = writeKey(req, ks, ke, dst, o);
+  if (withValue) {
+    dst[o++] = SP;
+    o = writeInt(dst, o, req.bytes);
+  }
+  if (isDebug) {
+    if (req.metaBase64) {
+      dst[o++] = SP;
+      dst[o++] = LOWER_B;
+    }
+  } else {
+    for (let i = 0; i < flags.length; i += 2) {
+      dst[o++] = SP;
+      o = writeRange(req, flags[i] ?? 0, flags[i + 1] ?? 0, dst, o);
+    }
+  }
+  endLine(dst, o);
+  out.push(dst);
+  if (withValue) pushValue(req, out);
+  return null;
+}
+
+const VERBOSITY_ZERO = Buffer.from('verbosity 0\r\n', 'latin1');
+
+/** Keyless commands: flush_all [delay], verbosity <level>, version, mn, stats [args], admin families. */
+function encodeKeyless(req: Request, spec: CommandSpec, syntax: Syntax, out: Buffer[]): Buffer | null {
+  let len = spec.nameBytes.length + 2;
+  let argStart = 0;
+  let argEnd = 0;
+  if (syntax === Syntax.VERBOSITY) {
+    if (req.numEnd <= req.numStart) {
+      out.push(VERBOSITY_ZERO); // a level that is not digits is level 0 to memcached
+      return null;
+    }
+    argStart = req.numStart;
+    argEnd = req.numEnd;
+  } else if (syntax === Syntax.STATS || syntax === Syntax.ADMIN_LINE) {
+    // the raw argument range, without the spaces around it
+    const line = req.line;
+    argStart = req.argsStart;
+    argEnd = req.argsEnd;
+    while (argStart < argEnd && line[argStart] === SP) argStart++;
+    while (argEnd > argStart && line[argEnd - 1] === SP) argEnd--;
+  }
+  const hasDelay = syntax === Syntax.FLUSH && req.delay >= 0;
+  if (hasDelay) len += 1 + intLength(req.delay);
+  if (argEnd > argStart) len += 1 + argEnd - argStart;
+  const dst = Buffer.allocUnsafe(len);
+  let o = writeName(spec, dst);
+  if (hasDelay) {
+    dst[o++] = SP;
+    o = writeInt(dst, o, req.delay);
+  }
+  if (argEnd > argStart) {
+    dst[o++] = SP;
+    o = writeRange(req, argStart, argEnd, dst, o);
+  }
+  endLine(dst, o);
+  out.push(dst);
+  return null;
+}
+
+/**
+ * Pushes the canonical upstream form of `req` onto `out`: one new Buffer per
+ * command line, value slices as they are (never copied).
+ *
+ * Returns null when `req` was encoded, otherwise the reply to answer it with
+ * instead (nothing is pushed), for requests that would desynchronise or
+ * escape the shared connection:
+ * - `CLIENT_ERROR error decoding key`: a base64 key that does not decode while
+ *   a namespace must be added;
+ * - `CLIENT_ERROR bad command line format`: a key longer than 250 bytes as
+ *   sent (memcached does not swallow the data block of such a set or ms);
+ * - `CLIENT_ERROR bad data chunk`: value slices that do not add up to `bytes`
+ *   (memcached would read the rest of the stream as data).
+ */
+export function encodeRequest(req: Request, out: Buffer[]): Buffer | null {
+  const spec = commandSpec(req.cmd);
+  const syntax = spec.syntax;
+  switch (syntax) {
+    case Syntax.RETRIEVE:
+      return encodeRetrieve(req, spec, false, out);
+    case Syntax.GAT:
+      return encodeRetrieve(req, spec, true, out);
+    case Syntax.STORE:
+      return encodeStore(req, spec, false, out);
+    case Syntax.CAS:
+      return encodeStore(req, spec, true, out);
+    case Syntax.DELETE:
+    case Syntax.ARITH:
+    case Syntax.TOUCH:
+      return encodeKeyCommand(req, spec, syntax, out);
+    case Syntax.META_GET:
+    case Syntax.META_SET:
+    case Syntax.META_DELETE:
+    case Syntax.META_ARITH:
+    case Syntax.META_DEBUG:
+      return encodeMeta(req, spec, syntax, out);
+    default:
+      return encodeKeyless(req, spec, syntax, out);
+  }
+}
