@@ -1,0 +1,487 @@
+/**
+ * One pipelined socket to memcached, shared by many client sessions.
+ *
+ *   send(req) ─▶ encode ─▶ socket (corked for the rest of the tick) ─▶ memcached
+ *                  │
+ *                  └▶ in-flight FIFO:  [ head … tail ]   (array + head index)
+ *                                         ▲
+ *   memcached ─▶ 'data' ─▶ ResponseParser ┘ reads the head's shape, fills its
+ *                                           reply, shifts it, tells its owner
+ *
+ * States:  IDLE ─start─▶ CONNECTING ─connect─▶ UP
+ *                            ▲    │ fail          │ close, error, timeout, desync
+ *                            │    ▼               ▼
+ *                            └── BACKOFF ◀────────┘        close(): CLOSING ─▶ CLOSED
+ *
+ * While CONNECTING, requests are encoded and queued (bounded) and written on
+ * connect. While in BACKOFF the server is considered down: requests fail at
+ * once with `SERVER_ERROR backend failure`. A broken connection destroys its
+ * socket first (a late reply must never answer the next request), then fails
+ * everything in flight, logs once at warn and reconnects with backoff.
+ */
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import { ErrorCode, UpstreamError, type UpstreamErrorCode } from '../errors.js';
+import { Cmd, ReplyShape } from '../protocol/text/commands.js';
+import { notAllowed, Replies } from '../protocol/text/replies.js';
+import { ReplyStatus, type Request } from '../protocol/text/request.js';
+import { encodeRequest } from '../protocol/text/request-encoder.js';
+import { ResponseParser, replyShapeOf, type InFlight } from '../protocol/text/response-parser.js';
+
+/**
+ * Exponential reconnect backoff with jitter.
+ *
+ *   attempt:   0      1       2       3      ...
+ *   ceiling:   min    2·min   4·min   8·min  ... capped at max
+ *   delay:     uniformly in [ceiling/2, ceiling], never below min
+ *
+ * The jitter spreads the reconnects of many connections (and many memgate
+ * instances) that lost the same server at the same moment.
+ */
+export class Backoff {
+  private readonly minMs: number;
+  private readonly maxMs: number;
+  private readonly random: () => number;
+  private attempt: number;
+
+  /** `random` returns a number in [0, 1); tests pass a fixed one. */
+  constructor(minMs: number, maxMs: number, random: () => number = Math.random) {
+    this.minMs = Math.max(1, Math.floor(minMs));
+    this.maxMs = Math.max(this.minMs, Math.floor(maxMs));
+    this.random = random;
+    this.attempt = 0;
+  }
+
+  /** Number of delays handed out since the last reset. */
+  get attempts(): number {
+    return this.attempt;
+  }
+
+  /** The delay before the next attempt, in ms; each call doubles the ceiling up to max. */
+  next(): number {
+    // 2^30 already passes any sane max; stop growing the exponent there
+    const exp = Math.min(this.attempt, 30);
+    this.attempt++;
+    const ceiling = Math.min(this.maxMs, this.minMs * 2 ** exp);
+    const delay = Math.floor(ceiling / 2 + (this.random() * ceiling) / 2);
+    return Math.min(this.maxMs, Math.max(this.minMs, delay));
+  }
+
+  /** Back to the minimum (the connection proved itself). */
+  reset(): void {
+    this.attempt = 0;
+  }
+}
+
+export const ConnState = { IDLE: 0, CONNECTING: 1, UP: 2, BACKOFF: 3, CLOSING: 4, CLOSED: 5 } as const;
+export type ConnState = (typeof ConnState)[keyof typeof ConnState];
+
+export interface ConnectionOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly connectTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly backoffMinMs: number;
+  readonly backoffMaxMs: number;
+  /** requests queued while connecting; more fail at once */
+  readonly maxQueued: number;
+  readonly logger: Logger;
+}
+
+/** Completes `req` with a local reply (status ERROR) and tells its owner. */
+export function failRequest(req: Request, reply: Buffer): void {
+  req.reply = [reply];
+  req.status = ReplyStatus.ERROR;
+  req.hits = 0;
+  req.done = true;
+  req.owner?.onReply(req);
+}
+
+const COMPACT_AT = 1024;
+const WATCH_NOT_ALLOWED = notAllowed('watch');
+
+function uncorkTick(conn: UpstreamConnection): void {
+  conn.uncork();
+}
+
+function checkTimeoutTick(conn: UpstreamConnection): void {
+  conn.checkTimeout();
+}
+
+function connectTimeoutTick(conn: UpstreamConnection): void {
+  conn.onConnectTimeout();
+}
+
+function reconnectTick(conn: UpstreamConnection): void {
+  conn.reconnect();
+}
+
+export class UpstreamConnection implements InFlight {
+  readonly address: string;
+  private readonly opts: ConnectionOptions;
+  private readonly log: Logger;
+  private readonly parser: ResponseParser;
+  private readonly backoff: Backoff;
+  private state: ConnState;
+  private socket: net.Socket | null;
+  /** in-flight requests, oldest at `head` */
+  private fifo: (Request | undefined)[];
+  private head: number;
+  /** encoded requests waiting for the connection to open */
+  private pendingOut: Buffer[];
+  /** encoder output of one send(), reused */
+  private readonly scratch: Buffer[];
+  /** the socket corked in this tick, uncorked on nextTick */
+  private corked: net.Socket | null;
+  /** clock read once per corked tick */
+  private tickNowMs: number;
+  private blocked: boolean;
+  private drainCallbacks: (() => void)[];
+  private checkTimer: NodeJS.Timeout | null;
+  private connectTimer: NodeJS.Timeout | null;
+  private reconnectTimer: NodeJS.Timeout | null;
+  /** a down state was logged at warn; the next one only at debug until the connection is up again */
+  private downLogged: boolean;
+  private repliedSinceConnect: boolean;
+  /** monotonic ms of the last connect */
+  private upSinceMs: number;
+  private closeWaiters: (() => void)[];
+
+  constructor(opts: ConnectionOptions) {
+    this.opts = opts;
+    this.address = `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${opts.port}`;
+    this.log = opts.logger;
+    this.parser = new ResponseParser(this);
+    this.backoff = new Backoff(opts.backoffMinMs, opts.backoffMaxMs);
+    this.state = ConnState.IDLE;
+    this.socket = null;
+    this.fifo = [];
+    this.head = 0;
+    this.pendingOut = [];
+    this.scratch = [];
+    this.corked = null;
+    this.tickNowMs = 0;
+    this.blocked = false;
+    this.drainCallbacks = [];
+    this.checkTimer = null;
+    this.connectTimer = null;
+    this.reconnectTimer = null;
+    this.downLogged = false;
+    this.repliedSinceConnect = false;
+    this.upSinceMs = 0;
+    this.closeWaiters = [];
+  }
+
+  get connState(): ConnState {
+    return this.state;
+  }
+
+  get isUp(): boolean {
+    return this.state === ConnState.UP;
+  }
+
+  get inFlight(): number {
+    return this.fifo.length - this.head;
+  }
+
+  get isBlocked(): boolean {
+    return this.blocked;
+  }
+
+  start(): void {
+    if (this.state !== ConnState.IDLE) return;
+    const tickMs = Math.max(5, Math.min(250, Math.floor(this.opts.requestTimeoutMs / 4)));
+    this.checkTimer = setInterval(checkTimeoutTick, tickMs, this);
+    this.checkTimer.unref();
+    this.connect();
+  }
+
+  /**
+   * Encodes and writes `req` (or queues it while connecting). Never throws: on
+   * any failure `req` is completed with a local reply, possibly synchronously.
+   */
+  send(req: Request): void {
+    const st = this.state;
+    if (st === ConnState.BACKOFF || st === ConnState.CLOSING || st === ConnState.CLOSED) {
+      failRequest(req, Replies.BACKEND_FAILURE);
+      return;
+    }
+    if (replyShapeOf(req) === ReplyShape.NONE) {
+      // quit: memcached would close the shared socket; the session handles it itself
+      req.reply = null;
+      req.status = ReplyStatus.NONE;
+      req.done = true;
+      req.owner?.onReply(req);
+      return;
+    }
+    if (req.cmd === Cmd.WATCH) {
+      // a watcher turns the socket into a log stream; it cannot share a pipelined connection
+      failRequest(req, WATCH_NOT_ALLOWED);
+      return;
+    }
+    const out = this.scratch;
+    out.length = 0;
+    const refused = encodeRequest(req, out);
+    if (refused !== null) {
+      failRequest(req, refused);
+      return;
+    }
+    const sock = this.socket;
+    if (st !== ConnState.UP || sock === null) {
+      if (this.inFlight >= this.opts.maxQueued) {
+        failRequest(req, Replies.BACKEND_FAILURE);
+        return;
+      }
+      this.fifo.push(req);
+      for (let i = 0; i < out.length; i++) {
+        const b = out[i];
+        if (b !== undefined) this.pendingOut.push(b);
+      }
+      return;
+    }
+    this.cork(sock);
+    req.sentAtMs = this.tickNowMs;
+    this.fifo.push(req);
+    for (let i = 0; i < out.length; i++) {
+      const b = out[i];
+      if (b !== undefined && !sock.write(b)) this.blocked = true;
+    }
+  }
+
+  /** `cb` runs once when the socket is writable again (at once, next tick, when it is not blocked). */
+  onDrain(cb: () => void): void {
+    if (!this.blocked) {
+      process.nextTick(cb);
+      return;
+    }
+    if (!this.drainCallbacks.includes(cb)) this.drainCallbacks.push(cb);
+  }
+
+  /**
+   * Stops taking requests, waits (up to requestTimeoutMs) for the replies in
+   * flight, then closes the socket. Whatever is still in flight then fails.
+   */
+  close(): Promise<void> {
+    if (this.state === ConnState.CLOSED) return Promise.resolve();
+    const wasUp = this.state === ConnState.UP;
+    this.state = ConnState.CLOSING;
+    this.clearTimer('reconnectTimer');
+    if (!wasUp || this.inFlight === 0) {
+      this.finishClose();
+      return Promise.resolve();
+    }
+    const timer = setTimeout(() => this.finishClose(), this.opts.requestTimeoutMs);
+    timer.unref();
+    return new Promise((resolve) => {
+      this.closeWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  // ---- InFlight (used by the response parser) ----
+
+  peek(): Request | undefined {
+    return this.fifo[this.head];
+  }
+
+  shift(): void {
+    if (this.head >= this.fifo.length) return;
+    this.fifo[this.head] = undefined;
+    this.head++;
+    if (this.head === this.fifo.length) {
+      this.fifo.length = 0;
+      this.head = 0;
+    } else if (this.head >= COMPACT_AT && this.head * 2 >= this.fifo.length) {
+      this.fifo = this.fifo.slice(this.head);
+      this.head = 0;
+    }
+    if (!this.repliedSinceConnect) {
+      // a connection that answers has proved itself: the next failure starts from the minimum delay
+      this.repliedSinceConnect = true;
+      this.backoff.reset();
+    }
+    if (this.state === ConnState.CLOSING && this.head === this.fifo.length) this.finishClose();
+  }
+
+  onDesync(reason: string): void {
+    this.broken(ErrorCode.UPSTREAM_DESYNC, `backend desync: ${reason}`);
+  }
+
+  // ---- timers and socket events (module-level tick functions call these) ----
+
+  uncork(): void {
+    const sock = this.corked;
+    this.corked = null;
+    if (sock !== null && !sock.destroyed) sock.uncork();
+  }
+
+  checkTimeout(): void {
+    if (this.state !== ConnState.UP && this.state !== ConnState.CLOSING) return;
+    const req = this.fifo[this.head];
+    if (req === undefined) return;
+    if (performance.now() - req.sentAtMs > this.opts.requestTimeoutMs) {
+      this.broken(ErrorCode.UPSTREAM_TIMEOUT, `no reply within ${this.opts.requestTimeoutMs} ms`);
+    }
+  }
+
+  onConnectTimeout(): void {
+    this.connectTimer = null;
+    if (this.state === ConnState.CONNECTING) {
+      this.broken(ErrorCode.UPSTREAM_CONNECT, `connect timed out after ${this.opts.connectTimeoutMs} ms`);
+    }
+  }
+
+  reconnect(): void {
+    this.reconnectTimer = null;
+    if (this.state === ConnState.BACKOFF) this.connect();
+  }
+
+  private cork(sock: net.Socket): void {
+    if (this.corked === null) {
+      this.corked = sock;
+      this.tickNowMs = performance.now();
+      sock.cork();
+      process.nextTick(uncorkTick, this);
+    }
+  }
+
+  private connect(): void {
+    this.state = ConnState.CONNECTING;
+    this.repliedSinceConnect = false;
+    const sock = net.connect({ host: this.opts.host, port: this.opts.port, noDelay: true, keepAlive: true });
+    this.socket = sock;
+    this.connectTimer = setTimeout(connectTimeoutTick, this.opts.connectTimeoutMs, this);
+    this.connectTimer.unref();
+    sock.on('connect', () => {
+      if (sock === this.socket) this.onConnect(sock);
+    });
+    sock.on('data', (chunk: Buffer) => {
+      if (sock === this.socket) this.parser.feed(chunk);
+    });
+    sock.on('drain', () => {
+      if (sock === this.socket) this.onWritable();
+    });
+    sock.on('error', (err: Error) => {
+      if (sock !== this.socket) return;
+      const connecting = this.state === ConnState.CONNECTING;
+      this.broken(connecting ? ErrorCode.UPSTREAM_CONNECT : ErrorCode.UPSTREAM_SOCKET, err.message, err);
+    });
+    sock.on('close', () => {
+      if (sock !== this.socket) return;
+      const mid = this.parser.isMidReply ? ' mid-reply' : '';
+      this.broken(ErrorCode.UPSTREAM_CLOSED, `connection closed by memcached${mid}`);
+    });
+  }
+
+  private onConnect(sock: net.Socket): void {
+    this.clearTimer('connectTimer');
+    this.state = ConnState.UP;
+    this.upSinceMs = performance.now();
+    sock.setNoDelay(true);
+    sock.setKeepAlive(true, 30_000);
+    if (this.downLogged) {
+      this.log.warn('upstream connection restored');
+      this.downLogged = false;
+    } else if (this.log.isLevelEnabled('debug')) {
+      this.log.debug('upstream connected');
+    }
+    const queued = this.pendingOut;
+    if (queued.length === 0) return;
+    this.pendingOut = [];
+    this.cork(sock);
+    const now = this.tickNowMs;
+    for (let i = this.head; i < this.fifo.length; i++) {
+      const req = this.fifo[i];
+      if (req !== undefined) req.sentAtMs = now;
+    }
+    for (let i = 0; i < queued.length; i++) {
+      const b = queued[i];
+      if (b !== undefined && !sock.write(b)) this.blocked = true;
+    }
+  }
+
+  private onWritable(): void {
+    this.blocked = false;
+    const cbs = this.drainCallbacks;
+    if (cbs.length === 0) return;
+    this.drainCallbacks = [];
+    for (let i = 0; i < cbs.length; i++) cbs[i]?.();
+  }
+
+  /**
+   * The connection cannot be trusted any more: destroy the socket, fail
+   * everything in flight, and (unless closing) reconnect after a backoff.
+   */
+  private broken(code: UpstreamErrorCode, message: string, cause?: unknown): void {
+    const closing = this.state === ConnState.CLOSING || this.state === ConnState.CLOSED;
+    // a connection that stayed up a while proved itself even if it was idle
+    if (this.state === ConnState.UP && performance.now() - this.upSinceMs > this.opts.backoffMaxMs)
+      this.backoff.reset();
+    const err = new UpstreamError(code, this.address, message, cause === undefined ? undefined : { cause });
+    this.dropSocket();
+    if (closing) {
+      this.finishClose();
+      return;
+    }
+    this.state = ConnState.BACKOFF;
+    const delayMs = this.backoff.next();
+    this.reconnectTimer = setTimeout(reconnectTick, delayMs, this);
+    this.reconnectTimer.unref();
+    const failed = this.inFlight;
+    if (!this.downLogged) {
+      this.downLogged = true;
+      this.log.warn({ err, code, failed, retryInMs: delayMs }, 'upstream connection broken');
+    } else if (this.log.isLevelEnabled('debug')) {
+      this.log.debug({ err, code, failed, retryInMs: delayMs }, 'upstream still down');
+    }
+    this.failAll(Replies.BACKEND_FAILURE);
+    this.onWritable();
+  }
+
+  /** Destroys the socket and forgets everything read or queued on it. */
+  private dropSocket(): void {
+    const sock = this.socket;
+    this.socket = null;
+    if (sock !== null) sock.destroy();
+    this.clearTimer('connectTimer');
+    this.parser.reset();
+    this.pendingOut = [];
+  }
+
+  /** Fails every in-flight request; new ones may be sent from the owners' callbacks. */
+  private failAll(reply: Buffer): void {
+    const list = this.fifo;
+    const from = this.head;
+    this.fifo = [];
+    this.head = 0;
+    for (let i = from; i < list.length; i++) {
+      const req = list[i];
+      if (req !== undefined) failRequest(req, reply);
+    }
+  }
+
+  private finishClose(): void {
+    if (this.state === ConnState.CLOSED) return;
+    this.state = ConnState.CLOSED;
+    this.clearTimer('checkTimer');
+    this.clearTimer('connectTimer');
+    this.clearTimer('reconnectTimer');
+    this.dropSocket();
+    this.failAll(Replies.BACKEND_FAILURE);
+    this.onWritable();
+    const waiters = this.closeWaiters;
+    this.closeWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private clearTimer(which: 'checkTimer' | 'connectTimer' | 'reconnectTimer'): void {
+    const t = this[which];
+    if (t !== null) {
+      clearTimeout(t);
+      this[which] = null;
+    }
+  }
+}
