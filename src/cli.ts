@@ -133,7 +133,9 @@ async function report(action: () => Promise<string> | string): Promise<void> {
 
 program
   .command('rotate')
-  .description("rotate a tenant's generation now: its keys become unreachable (through a running memgate, or in the state file)")
+  .description(
+    "rotate a tenant's generation now: its keys become unreachable (through a running memgate, or in the state file)",
+  )
   .argument('<tenant>', 'tenant name from the config')
   .addOption(configOption())
   .action(async (tenant: string, opts: ConfigFlag) => {

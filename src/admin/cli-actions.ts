@@ -58,7 +58,8 @@ function adminConnectHost(host: string): string {
 
 function stateFilePath(config: Config): string {
   const loc = parseStateUrl(config.state.url);
-  if (loc.kind !== 'file') throw new CliError(`state ${config.state.url} is not a file; use the admin API of a running memgate`);
+  if (loc.kind !== 'file')
+    throw new CliError(`state ${config.state.url} is not a file; use the admin API of a running memgate`);
   return loc.path;
 }
 
@@ -117,5 +118,14 @@ export function stateShowCommand(config: Config): string {
     rows.push([inConfig ? name : `${name} (not in config)`, age, pending]);
   }
   const widths = [0, 1, 2].map((i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n') + '\n';
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((c, i) => c.padEnd(widths[i] ?? 0))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }

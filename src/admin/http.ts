@@ -112,7 +112,10 @@ export class AdminServer {
       if (!this.target.hasTenant(name)) return send(res, 404, { error: `no tenant named ${JSON.stringify(name)}` });
       const source = `admin-api ${req.socket.remoteAddress ?? '?'}`;
       const r = await this.target.rotate(name, source);
-      this.opts.logger.info({ audit: 'admin', action: 'rotate', tenant: name, peer: req.socket.remoteAddress }, 'admin rotate');
+      this.opts.logger.info(
+        { audit: 'admin', action: 'rotate', tenant: name, peer: req.socket.remoteAddress },
+        'admin rotate',
+      );
       return send(res, 200, { tenant: name, rotated: true, generationAgeMs: r.generationAgeMs });
     }
     return send(res, 404, { error: `no such endpoint: ${method} ${path}` });

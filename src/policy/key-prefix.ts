@@ -7,6 +7,7 @@
  *                  prefixes and passes unchanged.
  */
 import { MAX_KEY_BYTES } from '../protocol/limits.js';
+import { base64EncodedLength } from '../protocol/text/base64.js';
 import { Replies } from '../protocol/text/replies.js';
 import type { Request } from '../protocol/text/request.js';
 
@@ -21,8 +22,14 @@ export function base64DecodedLength(line: Buffer, start: number, end: number): n
   return (n >> 2) * 3 - pad;
 }
 
-function keyLength(req: Request, start: number, end: number): number {
-  return req.metaBase64 ? base64DecodedLength(req.line, start, end) : end - start;
+/**
+ * Length of the key token memcached will see once the namespace is added.
+ * memcached limits a base64 key (meta `b`) by its encoded token, so a binary
+ * key is measured as base64(ns + decoded key).
+ */
+function upstreamKeyLength(req: Request, nsLength: number, start: number, end: number): number {
+  if (!req.metaBase64) return nsLength + end - start;
+  return base64EncodedLength(nsLength + base64DecodedLength(req.line, start, end));
 }
 
 /**
@@ -31,9 +38,8 @@ function keyLength(req: Request, start: number, end: number): number {
  */
 export function checkNamespacedKeys(req: Request, nsLength: number): Buffer | null {
   const keys = req.keys;
-  const max = MAX_KEY_BYTES - nsLength;
   for (let i = 0; i < keys.length; i += 2) {
-    if (keyLength(req, keys[i] ?? 0, keys[i + 1] ?? 0) > max) return Replies.BAD_FORMAT;
+    if (upstreamKeyLength(req, nsLength, keys[i] ?? 0, keys[i + 1] ?? 0) > MAX_KEY_BYTES) return Replies.BAD_FORMAT;
   }
   return null;
 }

@@ -54,7 +54,10 @@ export class TextClient {
     while (!this.buf.toString('latin1').endsWith(suffix)) {
       if (this.closed) break;
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${JSON.stringify(suffix)}; got ${JSON.stringify(this.buf.toString('latin1'))}`);
+      if (left <= 0)
+        throw new Error(
+          `timed out waiting for ${JSON.stringify(suffix)}; got ${JSON.stringify(this.buf.toString('latin1'))}`,
+        );
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left);
         this.waiters.push(() => {

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what memgate and its tests need on a fresh Debian machine with Node 20:
+# Debian's memcached, redis-server, libmemcached-tools (memccapable, memcslap),
+# python3-pymemcache, and the npm packages (npm ci, which also builds dist/).
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v memcached >/dev/null 2>&1 || need+=(memcached)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v memccapable >/dev/null 2>&1 || need+=(libmemcached-tools)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+/usr/bin/python3 -c 'import pymemcache' >/dev/null 2>&1 || need+=(python3-pymemcache)
+
+if [ "${#need[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  echo "setup: installing Debian packages: ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # the packages start system services; memgate's tests start their own servers on free ports
+  for svc in memcached redis-server; do
+    if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl stop "$svc" >/dev/null 2>&1 || true; fi
+    if command -v service >/dev/null 2>&1; then $SUDO service "$svc" stop >/dev/null 2>&1 || true; fi
+  done
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+else
+  npm run --silent build
+fi

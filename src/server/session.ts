@@ -1,0 +1,426 @@
+/**
+ * One client connection: bytes in → parse → authorize → forward, and replies
+ * out in request order.
+ *
+ *   socket 'data' ─▶ RequestParser ─▶ onRequest ─┬─▶ local reply (denial, stats, error)
+ *                                                └─▶ UpstreamPool.send ─▶ onReply
+ *   flush(): write every filled slot from the head of the ReplyQueue
+ *
+ * Reading pauses while any pause reason is set (client not reading its
+ * replies, too many requests in flight, upstream socket full, a flush_all
+ * rotation being made durable) and resumes when none is.
+ */
+import type net from 'node:net';
+import type { TenantCounters } from '../admin/counters.js';
+import type { Logger } from 'pino';
+import { Cmd, CommandClass, COMMAND_BY_ID } from '../protocol/text/commands.js';
+import { Replies } from '../protocol/text/replies.js';
+import { Request, ReplyStatus, type ReplyOwner, type RequestSink } from '../protocol/text/request.js';
+import { RequestParser } from '../protocol/text/request-parser.js';
+import { DENY_REPLY, Disposition, TENANT_DISPOSITION, statsGroupDenial } from '../policy/command-deny.js';
+import { checkEnforcedKeys, checkNamespacedKeys } from '../policy/key-prefix.js';
+import type { UpstreamPool } from '../upstream/pool.js';
+import { ReplyQueue } from './reply-queue.js';
+import { tenantStatsReply } from './tenant-stats.js';
+import type { TenantRegistry, TenantRuntime } from './tenants.js';
+
+export const PauseReason = {
+  CLIENT_WRITE_BLOCKED: 1,
+  UPSTREAM_WRITE_BLOCKED: 2,
+  IN_FLIGHT_LIMIT: 4,
+  LOCAL_WORK: 8,
+} as const;
+
+export interface SessionLimits {
+  readonly maxLineBytes: number;
+  readonly maxValueBytes: number;
+  readonly maxKeysPerGet: number;
+  readonly maxInFlightPerSession: number;
+  readonly maxPendingReplyBytesPerSession: number;
+}
+
+/** What a session needs from the proxy; one object shared by all sessions. */
+export interface SessionContext {
+  readonly tenants: TenantRegistry;
+  readonly pool: UpstreamPool;
+  readonly logger: Logger;
+  readonly limits: SessionLimits;
+  readonly version: string;
+  /**
+   * A tenant's flush_all: rotate its generation now (delaySec 0) or schedule it.
+   * Resolves once the change is durable.
+   */
+  flushTenant(tenant: TenantRuntime, delaySec: number, source: string): Promise<void>;
+  onSessionClosed(session: ClientSession): void;
+}
+
+const WHITESPACE = 0x20;
+
+export class ClientSession implements RequestSink, ReplyOwner {
+  readonly id: number;
+  readonly socket: net.Socket;
+  readonly peer: string;
+  tenant: TenantRuntime | null;
+  private readonly ctx: SessionContext;
+  private readonly log: Logger;
+  private readonly parser: RequestParser;
+  private readonly queue: ReplyQueue;
+  private readonly slot: number;
+  private pauseReasons: number;
+  private flushScheduled: boolean;
+  private closed: boolean;
+  /** set once a request makes the stream end (quit, unauthenticated, fatal): nothing after it is read */
+  private ending: boolean;
+  /** requests parsed while local work (a rotation) is pending; dispatched in order after it */
+  private held: Request[] | null;
+  private readonly flushBound: () => void;
+  private readonly upstreamDrainBound: () => void;
+
+  constructor(id: number, socket: net.Socket, ctx: SessionContext, tenant: TenantRuntime | null, log: Logger) {
+    this.id = id;
+    this.socket = socket;
+    this.peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+    this.ctx = ctx;
+    this.log = log;
+    this.tenant = tenant;
+    this.parser = new RequestParser(this, {
+      maxLineBytes: ctx.limits.maxLineBytes,
+      maxValueBytes: ctx.limits.maxValueBytes,
+    });
+    this.queue = new ReplyQueue();
+    this.slot = ctx.pool.assign();
+    this.pauseReasons = 0;
+    this.flushScheduled = false;
+    this.closed = false;
+    this.ending = false;
+    this.held = null;
+    this.flushBound = () => this.flush();
+    this.upstreamDrainBound = () => this.clearPause(PauseReason.UPSTREAM_WRITE_BLOCKED);
+    if (tenant !== null) {
+      tenant.counters.currConnections++;
+      tenant.counters.totalConnections++;
+    }
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => {
+      this.clearPause(PauseReason.CLIENT_WRITE_BLOCKED);
+      this.flush();
+    });
+    socket.on('error', (err) => this.log.debug({ err }, 'client socket error'));
+    socket.on('close', () => this.onClose());
+  }
+
+  // ---- input ----
+
+  private onData(chunk: Buffer): void {
+    if (this.tenant !== null) this.tenant.counters.bytesRead += chunk.length;
+    if (this.ending) return;
+    this.parser.feed(chunk);
+    this.flush();
+    if (!this.closed && this.ctx.pool.isBlocked(this.slot)) {
+      this.setPause(PauseReason.UPSTREAM_WRITE_BLOCKED);
+      this.ctx.pool.onDrain(this.slot, this.upstreamDrainBound);
+    }
+  }
+
+  onRequest(req: Request): void {
+    if (this.ending) return;
+    req.owner = this;
+    this.queue.push(req);
+    if (this.queue.length > this.ctx.limits.maxInFlightPerSession) this.setPause(PauseReason.IN_FLIGHT_LIMIT);
+    if (this.held !== null) {
+      this.held.push(req);
+      return;
+    }
+    this.dispatch(req);
+  }
+
+  onFatal(reply: Buffer): void {
+    this.endWith(reply);
+  }
+
+  private dispatch(req: Request): void {
+    const t = this.tenant;
+    if (t === null) {
+      // memcached closes a connection that sends anything before authenticating
+      this.ending = true;
+      this.complete(req, Replies.UNAUTHENTICATED, ReplyStatus.ERROR);
+      return;
+    }
+    if (req.error !== null) {
+      t.counters.errors++;
+      this.complete(req, req.error, ReplyStatus.ERROR);
+      return;
+    }
+    const cmd = req.cmd;
+    t.counters.byCommand[cmd] = (t.counters.byCommand[cmd] ?? 0) + 1;
+    if (cmd === Cmd.QUIT) {
+      this.ending = true;
+      this.complete(req, null, ReplyStatus.NONE);
+      return;
+    }
+    const p = t.policy;
+    if (p.admin) {
+      req.ns = null;
+      this.forward(req);
+      return;
+    }
+    const disposition = TENANT_DISPOSITION[cmd];
+    if (disposition === Disposition.FORWARD) {
+      const ns = t.ns;
+      const denial = ns !== null ? checkNamespacedKeys(req, ns.length) : checkEnforcedKeys(req, p.prefixes);
+      if (denial !== null) {
+        if (denial !== Replies.BAD_FORMAT) this.noteDenial(req, 'key outside the tenant prefixes');
+        this.complete(req, denial, ReplyStatus.ERROR);
+        return;
+      }
+      const maxKeys = p.limits.maxKeysPerGet > 0 ? p.limits.maxKeysPerGet : this.ctx.limits.maxKeysPerGet;
+      if (req.keys.length > maxKeys * 2) {
+        this.complete(req, Replies.TOO_MANY_KEYS, ReplyStatus.ERROR);
+        return;
+      }
+      req.ns = ns;
+      this.forward(req);
+    } else if (disposition === Disposition.LOCAL) {
+      this.answerLocally(t, req);
+    } else {
+      this.noteDenial(req, 'command not allowed');
+      this.complete(req, DENY_REPLY[cmd] ?? Replies.ERROR, ReplyStatus.ERROR);
+    }
+  }
+
+  private forward(req: Request): void {
+    this.ctx.pool.send(this.slot, req);
+  }
+
+  private answerLocally(t: TenantRuntime, req: Request): void {
+    switch (req.cmd) {
+      case Cmd.VERBOSITY:
+        // answered OK and never forwarded: it must not change the shared server
+        this.complete(req, Replies.OK, ReplyStatus.OK);
+        return;
+      case Cmd.STATS:
+        this.answerStats(t, req);
+        return;
+      case Cmd.FLUSH_ALL:
+        this.flushAll(t, req);
+        return;
+      default:
+        this.complete(req, Replies.ERROR, ReplyStatus.ERROR);
+    }
+  }
+
+  private answerStats(t: TenantRuntime, req: Request): void {
+    if (req.argsEnd <= req.argsStart) {
+      this.complete(req, tenantStatsReply(t, this.ctx.version), ReplyStatus.OK);
+      return;
+    }
+    let end = req.argsStart;
+    while (end < req.argsEnd && req.line[end] !== WHITESPACE) end++;
+    const denial = statsGroupDenial(req.line, req.argsStart, end);
+    if (denial !== undefined) this.noteDenial(req, 'stats group not allowed');
+    this.complete(req, denial ?? Replies.ERROR, ReplyStatus.ERROR);
+  }
+
+  /**
+   * A tenant's flush_all rotates its namespace. Requests after it in the same
+   * pipeline must see the new generation, so they are held until the rotation
+   * is durable.
+   */
+  private flushAll(t: TenantRuntime, req: Request): void {
+    t.counters.cmdFlush++;
+    this.held = [];
+    this.setPause(PauseReason.LOCAL_WORK);
+    const delay = req.delay < 0 ? 0 : req.delay;
+    this.ctx.flushTenant(t, delay, this.peer).then(
+      () => this.afterLocalWork(req, Replies.OK, ReplyStatus.OK),
+      (err: unknown) => {
+        this.log.error({ err }, 'flush_all rotation failed');
+        this.afterLocalWork(req, Replies.BACKEND_FAILURE, ReplyStatus.ERROR);
+      },
+    );
+  }
+
+  private afterLocalWork(req: Request, reply: Buffer, status: ReplyStatus): void {
+    this.complete(req, reply, status);
+    const held = this.held;
+    this.held = null;
+    this.clearPause(PauseReason.LOCAL_WORK);
+    if (held !== null) {
+      // another flush_all among the held requests holds the ones after it again
+      for (const r of held) this.dispatchOrHold(r);
+    }
+    this.flush();
+  }
+
+  private dispatchOrHold(req: Request): void {
+    if (this.held !== null) this.held.push(req);
+    else this.dispatch(req);
+  }
+
+  private noteDenial(req: Request, reason: string): void {
+    const t = this.tenant;
+    if (t !== null) t.counters.denied++;
+    if (this.log.isLevelEnabled('info')) {
+      this.log.info({ audit: 'denied', command: COMMAND_BY_ID[req.cmd]?.name ?? 'unknown', reason }, 'request denied');
+    }
+  }
+
+  private complete(req: Request, reply: Buffer | null, status: ReplyStatus): void {
+    req.reply = reply === null ? null : [reply];
+    req.status = status;
+    req.done = true;
+  }
+
+  // ---- output ----
+
+  onReply(req: Request): void {
+    if (this.closed || this.flushScheduled) return;
+    if (this.queue.peek() !== req) return; // an earlier slot is still empty: nothing to write yet
+    this.flushScheduled = true;
+    process.nextTick(this.flushBound);
+  }
+
+  /** Writes every filled slot from the head, in order; never past an empty head. */
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.closed) return;
+    const socket = this.socket;
+    const counters = this.tenant?.counters;
+    let wrote = false;
+    let req = this.queue.peek();
+    while (req !== undefined && req.done) {
+      if (!wrote) {
+        socket.cork();
+        wrote = true;
+      }
+      if (counters !== undefined) account(counters, req);
+      const reply = req.reply;
+      if (reply !== null && !isHidden(req)) {
+        for (let i = 0; i < reply.length; i++) {
+          const b = reply[i];
+          if (b === undefined) continue;
+          if (counters !== undefined) counters.bytesWritten += b.length;
+          socket.write(b);
+        }
+      }
+      this.queue.shift();
+      req.reply = null;
+      req.value = null;
+      req = this.queue.peek();
+    }
+    if (wrote) socket.uncork();
+    if (this.ending && this.queue.length === 0) {
+      this.closeGracefully();
+      return;
+    }
+    if (this.queue.length <= this.ctx.limits.maxInFlightPerSession) this.clearPause(PauseReason.IN_FLIGHT_LIMIT);
+    if (socket.writableLength > this.ctx.limits.maxPendingReplyBytesPerSession) {
+      this.setPause(PauseReason.CLIENT_WRITE_BLOCKED);
+    }
+  }
+
+  // ---- pause / close ----
+
+  private setPause(reason: number): void {
+    if (this.pauseReasons === 0) this.socket.pause();
+    this.pauseReasons |= reason;
+  }
+
+  private clearPause(reason: number): void {
+    if ((this.pauseReasons & reason) === 0) return;
+    this.pauseReasons &= ~reason;
+    if (this.pauseReasons === 0 && !this.closed && !this.ending) this.socket.resume();
+  }
+
+  /** Queues `reply` after the replies already owed, then closes. */
+  endWith(reply: Buffer): void {
+    if (this.ending || this.closed) return;
+    const req = new Request();
+    req.reply = [reply];
+    req.status = ReplyStatus.ERROR;
+    req.done = true;
+    this.queue.push(req);
+    this.ending = true;
+    this.flush();
+  }
+
+  private closeGracefully(): void {
+    if (this.closed) return;
+    this.socket.end();
+    this.socket.pause();
+  }
+
+  /** Closes at once (config reload removed the tenant, shutdown deadline). */
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private onClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.queue.clear();
+    if (this.tenant !== null) this.tenant.counters.currConnections--;
+    this.ctx.onSessionClosed(this);
+  }
+
+  get isIdle(): boolean {
+    return this.queue.length === 0;
+  }
+}
+
+/** noreply hides everything but errors; meta q hides EN on mg and HD on ms, md, ma. */
+function isHidden(req: Request): boolean {
+  if (req.noreply) return req.status !== ReplyStatus.ERROR;
+  if (!req.metaQuiet) return false;
+  if (req.cmd === Cmd.MG) return req.status === ReplyStatus.MISS;
+  return req.status === ReplyStatus.HD;
+}
+
+/** Tenant stats from a completed request, in memcached's terms. */
+function account(c: TenantCounters, req: Request): void {
+  const spec = COMMAND_BY_ID[req.cmd];
+  if (spec === undefined || req.status === ReplyStatus.ERROR) return;
+  const s = req.status;
+  switch (spec.klass) {
+    case CommandClass.READ: {
+      if (req.cmd === Cmd.ME) return;
+      const keys = req.keys.length >> 1;
+      c.cmdGet += keys;
+      c.getHits += req.hits;
+      c.getMisses += keys - req.hits;
+      if (req.cmd === Cmd.GAT || req.cmd === Cmd.GATS) {
+        c.cmdTouch += keys;
+        c.touchHits += req.hits;
+        c.touchMisses += keys - req.hits;
+      }
+      return;
+    }
+    case CommandClass.WRITE:
+      c.cmdSet++;
+      if (req.cmd === Cmd.CAS) {
+        if (s === ReplyStatus.STORED) c.casHits++;
+        else if (s === ReplyStatus.EXISTS) c.casBadval++;
+        else if (s === ReplyStatus.NOT_FOUND) c.casMisses++;
+      }
+      return;
+    case CommandClass.DELETE:
+      if (s === ReplyStatus.DELETED || s === ReplyStatus.HD) c.deleteHits++;
+      else if (s === ReplyStatus.NOT_FOUND) c.deleteMisses++;
+      return;
+    case CommandClass.ARITH: {
+      const hit = s === ReplyStatus.NUMBER || s === ReplyStatus.HD || s === ReplyStatus.OK;
+      if (req.cmd === Cmd.DECR) {
+        if (hit) c.decrHits++;
+        else c.decrMisses++;
+      } else if (hit) c.incrHits++;
+      else c.incrMisses++;
+      return;
+    }
+    case CommandClass.TOUCH:
+      c.cmdTouch++;
+      if (s === ReplyStatus.TOUCHED) c.touchHits++;
+      else c.touchMisses++;
+      return;
+    default:
+  }
+}
