@@ -11,12 +11,13 @@
  * Exit codes: 0 success (and after a clean SIGTERM/SIGINT stop), 1 invalid config
  * or a failure to start or stop.
  *
- * NOTE: `hash-password` belongs to the authentication issue (#4).
+ *   memgate hash-password            (reads a password on stdin, prints an scrypt hash)
  */
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { CliError, rotateCommand, stateShowCommand } from './admin/cli-actions.js';
 import { ConfigError } from './config/errors.js';
+import { hashPassword } from './policy/password.js';
 import { loadConfig } from './config/load.js';
 import { cliOptions, type Config } from './config/schema.js';
 import { createLogger, type Logger } from './log.js';
@@ -130,6 +131,25 @@ async function report(action: () => Promise<string> | string): Promise<void> {
     process.exit(1);
   }
 }
+
+/** Reads the password from stdin (one line; a trailing newline is not part of it). */
+async function readPassword(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
+  if (text.length === 0) throw new CliError('no password on standard input');
+  if (text.includes('\n')) throw new CliError('the password must be one line');
+  return text;
+}
+
+program
+  .command('hash-password')
+  .description('read a password on stdin and print an scrypt hash for the config (tenants.<name>.password)')
+  .action(async () => {
+    await report(async () => hashPassword(await readPassword()));
+  });
 
 program
   .command('rotate')

@@ -6,6 +6,7 @@ import pino, { type Logger } from 'pino';
 import type { Config } from './config/schema.js';
 import { AdminServer, type AdminTenantView } from './admin/http.js';
 import { compilePolicy } from './policy/compile.js';
+import { Authenticator } from './server/auth.js';
 import { ClientSession, type SessionContext } from './server/session.js';
 import { Listener } from './server/listener.js';
 import { TenantRegistry, type TenantRuntime } from './server/tenants.js';
@@ -70,10 +71,13 @@ export function createProxy(config: Config, opts: ProxyOptions = {}): Proxy {
     logger.info({ audit: 'rotation', tenant: name, source, delaySec }, 'tenant generation rotated');
   }
 
+  const authenticator = new Authenticator(() => registry().policy, config.auth, logger.child({ component: 'auth' }));
   const ctx: SessionContext = {
     get tenants() {
       return registry();
     },
+    authenticator,
+    auth: config.auth,
     pool,
     logger,
     limits: config.limits,

@@ -13,6 +13,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { MAX_KEYS_PER_GET, MAX_LINE_BYTES, MAX_VALUE_BYTES } from '../protocol/limits.js';
+import { parsePasswordHash } from '../policy/password.js';
 import { normalizeAddress, tryParseCidr } from './cidr.js';
 
 export const TENANT_NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -132,7 +133,11 @@ const network = (help: string) =>
 const tlsSchema = z.strictObject({
   cert: filePath('PEM certificate chain presented to clients (path relative to the working directory)'),
   key: filePath('PEM private key for `cert`'),
-  ca: filePath('PEM CA bundle; when set, clients must present a certificate signed by one of these CAs').optional(),
+  ca: filePath('PEM CA bundle; when set, client certificates signed by one of these CAs identify tenants').optional(),
+  requireClientCert: z
+    .boolean()
+    .optional()
+    .describe('refuse clients without a verified certificate (default: true when `ca` is set)'),
 });
 
 const listenerSchema = z.strictObject({
@@ -228,6 +233,22 @@ function isStateUrl(text: string): boolean {
   }
 }
 
+const authSchema = z.strictObject({
+  usernameAsKey: z
+    .boolean()
+    .default(false)
+    .describe(
+      'also accept the hosted-service form of ASCII auth: `set <username> 0 0 <len>` with the password as data',
+    ),
+  maxTokenBytes: positiveInt('longest ASCII auth token (user name and password) accepted').default(16 * 1024),
+  maxFailuresPerConnection: positiveInt('failed attempts after which a connection is closed').default(3),
+  lockoutFailures: positiveInt('failed attempts from one source address that lock it out').default(10),
+  lockoutWindowMs: positiveInt('window over which failures from one address are counted, in milliseconds').default(
+    60_000,
+  ),
+  lockoutMs: positiveInt('how long a locked-out address is refused, in milliseconds').default(300_000),
+});
+
 const logSchema = z.strictObject({
   level: z
     .enum(LOG_LEVELS, `must be one of ${LOG_LEVELS.join(', ')}`)
@@ -263,15 +284,66 @@ const tenantLimitsSchema = z.strictObject({
   maxKeysPerGet: positiveInt('most keys in one multi-get (at most limits.maxKeysPerGet)').optional(),
 });
 
+const passwordHash = (help: string) =>
+  z
+    .string()
+    .superRefine((text, ctx) => {
+      const parsed = parsePasswordHash(text);
+      if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
+    })
+    .describe(help);
+
+export const CREDENTIAL_RIGHTS = ['read-write', 'read-only', 'no-flush'] as const;
+export type CredentialRights = (typeof CREDENTIAL_RIGHTS)[number];
+
+const credentialSchema = z.strictObject({
+  username: z
+    .string()
+    .regex(/^[\x21-\x7e]{1,128}$/, 'must be 1..128 printable ASCII characters without spaces')
+    .describe('user name the client sends (ASCII auth, SASL PLAIN)'),
+  password: passwordHash('password hash from `memgate hash-password`'),
+  rights: z
+    .enum(CREDENTIAL_RIGHTS, `must be one of ${CREDENTIAL_RIGHTS.join(', ')}`)
+    .default('read-write')
+    .describe('read-only: storage commands are refused; no-flush: flush_all is refused'),
+  networks: z
+    .array(network('IPv4 or IPv6 CIDR, or a bare address'))
+    .min(1, 'must list at least one network')
+    .describe('source networks this credential is accepted from (default: the tenant networks, or any)')
+    .optional(),
+});
+
+const certificatesSchema = z.strictObject({
+  fingerprints: z
+    .array(
+      z
+        .string()
+        .regex(
+          /^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f]{64}$/,
+          'must be a SHA-256 fingerprint (hex, colons optional)',
+        ),
+    )
+    .optional()
+    .describe('SHA-256 fingerprints of client certificates that are this tenant'),
+  subjects: z
+    .array(z.string().min(1, 'must not be empty'))
+    .optional()
+    .describe('certificate subject common names (CN) that are this tenant'),
+});
+
 const tenantSchema = z
   .strictObject({
-    password: z
-      .string()
-      .min(1, 'must not be empty')
-      .describe(
-        'password hash from `memgate hash-password`; a tenant with a password is never identified by network alone',
-      )
+    password: passwordHash(
+      'password hash from `memgate hash-password` for user name = tenant name; a tenant with a password is never identified by network alone',
+    ).optional(),
+    credentials: z
+      .array(credentialSchema)
+      .min(1, 'must list at least one credential')
+      .describe('several user names / passwords, each with its rights (rotate a password with no downtime)')
       .optional(),
+    certificates: certificatesSchema
+      .optional()
+      .describe('client certificates (on a TLS listener with a CA) that identify this tenant'),
     networks: z
       .array(network('IPv4 or IPv6 CIDR, or a bare address'))
       .min(1, 'must list at least one network (leave the key out to allow any address)')
@@ -353,6 +425,7 @@ export const configSchema = z
     listen: z.array(listenerSchema).min(1, 'must list at least one listener').describe('client listeners'),
     upstream: upstreamSchema.describe('the memcached servers behind memgate'),
     admin: adminSchema.optional().describe('admin HTTP server; absent = not started'),
+    auth: authSchema.prefault({}).describe('password authentication'),
     state: stateSchema.prefault({}).describe('durable state: tenant generations and shared budgets'),
     log: logSchema.prefault({}),
     limits: limitsSchema.prefault({}).describe('protocol bounds for every connection'),
@@ -394,6 +467,7 @@ function checkCrossFieldRules(config: unknown, ctx: Ctx): void {
   if (tenants === undefined) return;
   checkPrefixOverlap(tenants, ctx);
   checkNetworkClaims(tenants, ctx);
+  checkUsernames(tenants, ctx);
   checkTenantLimits(tenants, isObject(config.limits) ? config.limits : {}, ctx);
 }
 
@@ -496,11 +570,40 @@ function checkPrefixOverlap(tenants: Record<string, unknown>, ctx: Ctx): void {
   }
 }
 
+function hasCredentials(tenant: Record<string, unknown>): boolean {
+  return tenant.password !== undefined || tenant.credentials !== undefined;
+}
+
+/** A user name names one credential of one tenant; `password` is the credential with user name = tenant name. */
+function checkUsernames(tenants: Record<string, unknown>, ctx: Ctx): void {
+  const owner = new Map<string, string>();
+  const claim = (user: string, tenant: string, path: (string | number)[]): void => {
+    const other = owner.get(user);
+    if (other === undefined) owner.set(user, tenant);
+    else
+      ctx.addIssue({
+        code: 'custom',
+        path,
+        message: `user name "${user}" is already used by ${other === tenant ? 'this tenant' : `tenant "${other}"`}`,
+      });
+  };
+  for (const [name, tenant] of Object.entries(tenants)) {
+    if (!isObject(tenant)) continue;
+    if (tenant.password !== undefined) claim(name, name, ['tenants', name, 'password']);
+    if (!Array.isArray(tenant.credentials)) continue;
+    tenant.credentials.forEach((cred: unknown, j) => {
+      if (isObject(cred) && typeof cred.username === 'string') {
+        claim(cred.username, name, ['tenants', name, 'credentials', j, 'username']);
+      }
+    });
+  }
+}
+
 /** Tenants without a password are identified by network; two claiming one network could not be told apart. */
 function checkNetworkClaims(tenants: Record<string, unknown>, ctx: Ctx): void {
   const claimedBy = new Map<string, string>();
   for (const [name, tenant] of Object.entries(tenants)) {
-    if (!isObject(tenant) || tenant.password !== undefined || !Array.isArray(tenant.networks)) continue;
+    if (!isObject(tenant) || hasCredentials(tenant) || !Array.isArray(tenant.networks)) continue;
     tenant.networks.forEach((text: unknown, j) => {
       if (typeof text !== 'string') return;
       const { cidr } = tryParseCidr(text);

@@ -6,7 +6,9 @@
  * every other tenant.
  */
 import { COMMANDS, Cmd, CommandClass, COMMAND_COUNT } from '../protocol/text/commands.js';
-import { notAllowed } from '../protocol/text/replies.js';
+import { notAllowed, Replies } from '../protocol/text/replies.js';
+import type { Request } from '../protocol/text/request.js';
+import { Rights } from './compile.js';
 
 /** What memgate does with a command for a (non-admin) tenant. */
 export const Disposition = {
@@ -84,3 +86,42 @@ export function statsGroupDenial(line: Buffer, start: number, end: number): Buff
   }
   return undefined;
 }
+
+const T = 0x54; // 'T': meta flag that updates the TTL
+const N = 0x4e; // 'N': meta flag that creates the item on a miss
+const E = 0x45; // 'E': meta flag that sets the CAS value
+
+/** True when a meta get would change the item (vivify on miss, new TTL, new CAS). */
+function metaGetModifies(req: Request): boolean {
+  const flags = req.metaFlags;
+  for (let i = 0; i < flags.length; i += 2) {
+    const c = req.line[flags[i] ?? 0];
+    if (c === T || c === N || c === E) return true;
+  }
+  return false;
+}
+
+/**
+ * What a credential's rights refuse: read-only refuses every command that
+ * changes an item (storage, delete, arithmetic, touch, gat, a meta get that
+ * vivifies or re-times) and flush_all; no-flush refuses flush_all.
+ */
+export function rightsDenial(rights: Rights, req: Request): Buffer | null {
+  if (rights === Rights.READ_WRITE) return null;
+  const cmd = req.cmd;
+  if (cmd === Cmd.FLUSH_ALL) return notAllowed('flush_all');
+  if (rights !== Rights.READ_ONLY) return null;
+  const klass = COMMANDS_BY_ID_KLASS[cmd];
+  if (klass === CommandClass.WRITE || klass === CommandClass.DELETE || klass === CommandClass.ARITH) {
+    return Replies.ACCESS_DENIED;
+  }
+  if (klass === CommandClass.TOUCH || cmd === Cmd.GAT || cmd === Cmd.GATS) return Replies.ACCESS_DENIED;
+  if (cmd === Cmd.MG && metaGetModifies(req)) return Replies.ACCESS_DENIED;
+  return null;
+}
+
+const COMMANDS_BY_ID_KLASS: Uint8Array = (() => {
+  const k = new Uint8Array(COMMAND_COUNT);
+  for (const c of COMMANDS) k[c.id] = c.klass;
+  return k;
+})();

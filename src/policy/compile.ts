@@ -6,7 +6,8 @@
  * strings (STYLE.md §2.2). Pure: no sockets, no clock, no I/O.
  */
 import { createNetworkMatcher, normalizeAddress, parseCidr, type Cidr } from '../config/cidr.js';
-import type { Config, TenantConfig } from '../config/schema.js';
+import type { Config, CredentialRights, TenantConfig } from '../config/schema.js';
+import { parsePasswordHash, type ParsedHash } from './password.js';
 
 /** Per-tenant limits; 0 = unlimited (the global `limits` still apply). */
 export interface TenantLimits {
@@ -33,8 +34,38 @@ export interface TenantPolicy {
   readonly limits: TenantLimits;
 }
 
+/** What a connection may do once identified. */
+export const Rights = {
+  READ_WRITE: 0,
+  /** storage, delete, arithmetic, touch and flush are refused */
+  READ_ONLY: 1,
+  /** flush_all is refused */
+  NO_FLUSH: 2,
+} as const;
+export type Rights = (typeof Rights)[keyof typeof Rights];
+
+const RIGHTS_BY_NAME: Record<CredentialRights, Rights> = {
+  'read-write': Rights.READ_WRITE,
+  'read-only': Rights.READ_ONLY,
+  'no-flush': Rights.NO_FLUSH,
+};
+
+/** One user name / password of a tenant. */
+export interface CompiledCredential {
+  readonly username: string;
+  readonly tenant: TenantPolicy;
+  readonly hash: ParsedHash;
+  readonly rights: Rights;
+  /** source networks the credential is accepted from; null = any */
+  readonly networks: ((addr: string) => boolean) | null;
+}
+
 export interface CompiledPolicy {
   readonly tenants: ReadonlyMap<string, TenantPolicy>;
+  /** credentials by user name */
+  readonly credentials: ReadonlyMap<string, CompiledCredential>;
+  /** the tenant a verified client certificate names (SHA-256 fingerprint first, then subject CN), or null */
+  identifyCertificate(fingerprint256: string, subjectCN: string | undefined): TenantPolicy | null;
   /**
    * The tenant of a new connection:
    * - on a listener bound to a tenant, that tenant, provided the peer is inside
@@ -66,9 +97,24 @@ export function compilePolicy(config: Config): CompiledPolicy {
   }
   // Most specific first; Array.prototype.sort is stable, so equal lengths keep config order.
   routes.sort((a, b) => b.cidr.specificity - a.cidr.specificity);
+  const credentials = compileCredentials(config, tenants);
+  const byFingerprint = new Map<string, TenantPolicy>();
+  const bySubject = new Map<string, TenantPolicy>();
+  for (const [name, tenantConfig] of Object.entries(config.tenants)) {
+    const tenant = tenants.get(name);
+    if (tenant === undefined || tenantConfig.certificates === undefined) continue;
+    for (const fp of tenantConfig.certificates.fingerprints ?? []) byFingerprint.set(normalizeFingerprint(fp), tenant);
+    for (const cn of tenantConfig.certificates.subjects ?? []) bySubject.set(cn, tenant);
+  }
 
   return Object.freeze({
     tenants,
+    credentials,
+    identifyCertificate(fingerprint256: string, subjectCN: string | undefined): TenantPolicy | null {
+      const byFp = byFingerprint.get(normalizeFingerprint(fingerprint256));
+      if (byFp !== undefined) return byFp;
+      return subjectCN === undefined ? null : (bySubject.get(subjectCN) ?? null);
+    },
     identify(listenerTenant: string | undefined, peerAddress: string): TenantPolicy | null {
       if (listenerTenant !== undefined) {
         const tenant = tenants.get(listenerTenant);
@@ -101,7 +147,7 @@ function compileTenant(name: string, config: TenantConfig, cidrs: readonly Cidr[
     prefix,
     prefixes: Object.freeze(allowed),
     networks: cidrs === null ? null : createNetworkMatcher(cidrs),
-    hasPassword: config.password !== undefined,
+    hasPassword: config.password !== undefined || config.credentials !== undefined,
     limits: Object.freeze({
       opsPerSecond,
       burst: limits.burst ?? opsPerSecond,
@@ -111,4 +157,35 @@ function compileTenant(name: string, config: TenantConfig, cidrs: readonly Cidr[
       maxKeysPerGet: limits.maxKeysPerGet ?? 0,
     }),
   });
+}
+
+/** "AB:CD:…" and "abcd…" name the same fingerprint. */
+function normalizeFingerprint(fp: string): string {
+  return fp.replaceAll(':', '').toUpperCase();
+}
+
+function compileCredentials(
+  config: Config,
+  tenants: ReadonlyMap<string, TenantPolicy>,
+): Map<string, CompiledCredential> {
+  const out = new Map<string, CompiledCredential>();
+  const add = (
+    username: string,
+    tenant: TenantPolicy,
+    hashText: string,
+    rights: Rights,
+    networks: readonly string[] | undefined,
+  ): void => {
+    const hash = parsePasswordHash(hashText);
+    if (typeof hash === 'string') throw new Error(`tenant ${tenant.name}: ${hash}`); // the schema already checked
+    const matcher = networks === undefined ? tenant.networks : createNetworkMatcher(networks.map((n) => parseCidr(n)));
+    out.set(username, Object.freeze({ username, tenant, hash, rights, networks: matcher }));
+  };
+  for (const [name, tc] of Object.entries(config.tenants)) {
+    const tenant = tenants.get(name);
+    if (tenant === undefined) continue;
+    if (tc.password !== undefined) add(name, tenant, tc.password, Rights.READ_WRITE, undefined);
+    for (const c of tc.credentials ?? []) add(c.username, tenant, c.password, RIGHTS_BY_NAME[c.rights], c.networks);
+  }
+  return out;
 }

@@ -17,7 +17,9 @@ import { Cmd, CommandClass, COMMAND_BY_ID } from '../protocol/text/commands.js';
 import { Replies } from '../protocol/text/replies.js';
 import { Request, ReplyStatus, type ReplyOwner, type RequestSink } from '../protocol/text/request.js';
 import { RequestParser } from '../protocol/text/request-parser.js';
-import { DENY_REPLY, Disposition, TENANT_DISPOSITION, statsGroupDenial } from '../policy/command-deny.js';
+import { DENY_REPLY, Disposition, TENANT_DISPOSITION, rightsDenial, statsGroupDenial } from '../policy/command-deny.js';
+import { Rights } from '../policy/compile.js';
+import type { Authenticator } from './auth.js';
 import { checkEnforcedKeys, checkNamespacedKeys } from '../policy/key-prefix.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import { ReplyQueue } from './reply-queue.js';
@@ -39,9 +41,18 @@ export interface SessionLimits {
   readonly maxPendingReplyBytesPerSession: number;
 }
 
+export interface SessionAuthSettings {
+  /** accept `set <username> 0 0 <len>` + password as well as "<user> <password>" data */
+  readonly usernameAsKey: boolean;
+  readonly maxTokenBytes: number;
+  readonly maxFailuresPerConnection: number;
+}
+
 /** What a session needs from the proxy; one object shared by all sessions. */
 export interface SessionContext {
   readonly tenants: TenantRegistry;
+  readonly authenticator: Authenticator;
+  readonly auth: SessionAuthSettings;
   readonly pool: UpstreamPool;
   readonly logger: Logger;
   readonly limits: SessionLimits;
@@ -61,6 +72,9 @@ export class ClientSession implements RequestSink, ReplyOwner {
   readonly socket: net.Socket;
   readonly peer: string;
   tenant: TenantRuntime | null;
+  /** what the credential that identified the connection allows */
+  rights: Rights;
+  private authFailures: number;
   private readonly ctx: SessionContext;
   private readonly log: Logger;
   private readonly parser: RequestParser;
@@ -83,6 +97,8 @@ export class ClientSession implements RequestSink, ReplyOwner {
     this.ctx = ctx;
     this.log = log;
     this.tenant = tenant;
+    this.rights = Rights.READ_WRITE;
+    this.authFailures = 0;
     this.parser = new RequestParser(this, {
       maxLineBytes: ctx.limits.maxLineBytes,
       maxValueBytes: ctx.limits.maxValueBytes,
@@ -141,6 +157,10 @@ export class ClientSession implements RequestSink, ReplyOwner {
   private dispatch(req: Request): void {
     const t = this.tenant;
     if (t === null) {
+      if (req.cmd === Cmd.SET && req.error === null) {
+        this.authenticate(req);
+        return;
+      }
       // memcached closes a connection that sends anything before authenticating
       this.ending = true;
       this.complete(req, Replies.UNAUTHENTICATED, ReplyStatus.ERROR);
@@ -157,6 +177,14 @@ export class ClientSession implements RequestSink, ReplyOwner {
       this.ending = true;
       this.complete(req, null, ReplyStatus.NONE);
       return;
+    }
+    if (this.rights !== Rights.READ_WRITE) {
+      const denial = rightsDenial(this.rights, req);
+      if (denial !== null) {
+        this.noteDenial(req, 'credential rights');
+        this.complete(req, denial, ReplyStatus.ERROR);
+        return;
+      }
     }
     const p = t.policy;
     if (p.admin) {
@@ -246,8 +274,12 @@ export class ClientSession implements RequestSink, ReplyOwner {
     this.held = null;
     this.clearPause(PauseReason.LOCAL_WORK);
     if (held !== null) {
-      // another flush_all among the held requests holds the ones after it again
-      for (const r of held) this.dispatchOrHold(r);
+      // another flush_all or auth among the held requests holds the ones after it again;
+      // once the stream is ending, the rest get no reply (their slots are emptied)
+      for (const r of held) {
+        if (this.ending) this.complete(r, null, ReplyStatus.NONE);
+        else this.dispatchOrHold(r);
+      }
     }
     this.flush();
   }
@@ -255,6 +287,69 @@ export class ClientSession implements RequestSink, ReplyOwner {
   private dispatchOrHold(req: Request): void {
     if (this.held !== null) this.held.push(req);
     else this.dispatch(req);
+  }
+
+  /**
+   * memcached's ASCII auth: the first command is `set <any> <flags> <exptime> <bytes>`
+   * whose data is "<username> <password>" (or, with `auth.usernameAsKey`, the
+   * key is the user name and the data the password). Requests after it wait
+   * until the check is done.
+   */
+  private authenticate(req: Request): void {
+    const settings = this.ctx.auth;
+    if (req.bytes > settings.maxTokenBytes) {
+      this.ending = true;
+      this.complete(req, Replies.AUTH_TOKEN_TOO_LONG, ReplyStatus.ERROR);
+      return;
+    }
+    const token = req.value === null ? Buffer.alloc(0) : Buffer.concat(req.value);
+    const space = token.indexOf(0x20);
+    let user: Buffer;
+    let password: Buffer;
+    if (space > 0) {
+      user = token.subarray(0, space);
+      password = token.subarray(space + 1);
+    } else if (settings.usernameAsKey && req.keys.length >= 2) {
+      user = req.line.subarray(req.keys[0], req.keys[1]);
+      password = token;
+    } else {
+      user = token;
+      password = Buffer.alloc(0);
+    }
+    this.held = [];
+    this.setPause(PauseReason.LOCAL_WORK);
+    const addr = this.socket.remoteAddress ?? '';
+    this.ctx.authenticator.verify(user, password, addr).then(
+      (result) => {
+        if (this.closed) return;
+        if (result.ok) {
+          const t = this.ctx.tenants.get(result.tenant);
+          if (t !== undefined && !t.removed) {
+            this.identifyAs(t, result.rights);
+            this.afterLocalWork(req, Replies.STORED, ReplyStatus.STORED);
+            return;
+          }
+        }
+        this.authFailures++;
+        if (!result.ok && (result.lockedOut || this.authFailures >= settings.maxFailuresPerConnection)) {
+          this.ending = true;
+        }
+        this.afterLocalWork(req, Replies.AUTH_FAILURE, ReplyStatus.ERROR);
+      },
+      (err: unknown) => {
+        this.log.error({ err }, 'authentication check failed');
+        this.ending = true;
+        this.afterLocalWork(req, Replies.AUTH_FAILURE, ReplyStatus.ERROR);
+      },
+    );
+  }
+
+  /** The connection is now `t`'s, with `rights` (authentication, TLS certificate). */
+  identifyAs(t: TenantRuntime, rights: Rights): void {
+    this.tenant = t;
+    this.rights = rights;
+    t.counters.currConnections++;
+    t.counters.totalConnections++;
   }
 
   private noteDenial(req: Request, reason: string): void {

@@ -93,7 +93,7 @@ describe('tenants', () => {
 
   it('checks networks and rejects two password-less tenants claiming the same one', () => {
     const text = yaml(
-      '  a: { prefix: "a:", networks: [ "10.0.0.0/8", "bogus" ] }\n  b: { prefix: "b:", networks: [ "::ffff:10.0.0.0/104" ] }\n  c: { prefix: "c:", password: "x", networks: [ "10.0.0.0/8" ] }\n',
+      '  a: { prefix: "a:", networks: [ "10.0.0.0/8", "bogus" ] }\n  b: { prefix: "b:", networks: [ "::ffff:10.0.0.0/104" ] }\n  c: { prefix: "c:", password: "scrypt$15$8$1$c2FsdHNhbHRzYWx0$a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U=", networks: [ "10.0.0.0/8" ] }\n',
     );
     expect(problems(text)).toEqual([
       'tenants.a.networks[1]: "bogus" is not an IPv4 or IPv6 address or CIDR network',

@@ -14,7 +14,7 @@ describe('compilePolicy', () => {
         '  shop: { prefix: "q7Zk2:", limits: { opsPerSecond: 100, connections: 5 } }',
         '  app: { prefix: "app:", mode: enforce, prefixes: [ "app:", "cart:" ], limits: { opsPerSecond: 10, burst: 50 } }',
         '  legacy: { prefix: "legacy:", mode: enforce }',
-        '  ops: { admin: true, password: "scrypt$x" }',
+        '  ops: { admin: true, password: "scrypt$15$8$1$c2FsdHNhbHRzYWx0$a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U=" }',
         '',
       ].join('\n'),
     );
@@ -72,7 +72,7 @@ describe('identify', () => {
       '  build: { prefix: "build:", networks: [ "10.20.0.0/16", "2001:db8:20::/48" ] }',
       '  box: { prefix: "box:", networks: [ "10.20.30.40" ] }',
       '  v6: { prefix: "v6:", networks: [ "2001:db8::/32" ] }',
-      '  secret: { prefix: "sec:", password: "scrypt$x", networks: [ "10.20.30.0/24" ] }',
+      '  secret: { prefix: "sec:", password: "scrypt$15$8$1$c2FsdHNhbHRzYWx0$a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U=", networks: [ "10.20.30.0/24" ] }',
       '  shop: { prefix: "shop:", networks: [ "203.0.113.0/24" ] }',
       '  bound: { prefix: "bound:" }',
       '  ops: { admin: true, networks: [ "127.0.0.1", "::1" ] }',
