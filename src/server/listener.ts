@@ -2,14 +2,34 @@
  * TCP listeners. Each accepted connection becomes a ClientSession, identified
  * by the listener's bound tenant or by its source network.
  */
+import fs from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import type { Logger } from 'pino';
+import { Rights } from '../policy/compile.js';
 import { ClientSession, type SessionContext } from './session.js';
+import type { TenantRuntime } from './tenants.js';
+
+export interface TlsSpec {
+  readonly cert: string;
+  readonly key: string;
+  readonly ca?: string | undefined;
+  readonly requireClientCert?: boolean | undefined;
+}
 
 export interface ListenerSpec {
   readonly host: string;
   readonly port: number;
   readonly tenant?: string | undefined;
+  readonly tls?: TlsSpec | undefined;
+}
+
+function readTlsFiles(spec: TlsSpec): tls.SecureContextOptions {
+  return {
+    cert: fs.readFileSync(spec.cert),
+    key: fs.readFileSync(spec.key),
+    ...(spec.ca !== undefined ? { ca: fs.readFileSync(spec.ca) } : {}),
+  };
 }
 
 export class Listener {
@@ -32,9 +52,27 @@ export class Listener {
     this.sessions = sessions;
     this.nextId = nextId;
     this.log = log;
-    this.server = net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 }, (socket) =>
-      this.accept(socket),
-    );
+    const socketOpts = { noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 };
+    const t = spec.tls;
+    if (t === undefined) {
+      this.server = net.createServer(socketOpts, (socket) => this.accept(socket));
+    } else {
+      const requestCert = t.ca !== undefined;
+      this.server = tls.createServer(
+        {
+          ...socketOpts,
+          ...readTlsFiles(t),
+          requestCert,
+          // with a CA, clients without a verified certificate fail the handshake unless told otherwise
+          rejectUnauthorized: requestCert && t.requireClientCert !== false,
+          minVersion: 'TLSv1.2',
+        },
+        (socket) => this.accept(socket),
+      );
+      this.server.on('tlsClientError', (err, socket) =>
+        this.log.info({ err: err.message, peer: socket.remoteAddress }, 'TLS handshake failed'),
+      );
+    }
     this.server.on('error', (err) => this.log.error({ err, host: spec.host, port: spec.port }, 'listener error'));
   }
 
@@ -60,17 +98,44 @@ export class Listener {
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
+  /** Re-reads the certificate files (SIGHUP); new handshakes use them, open connections are kept. */
+  reloadTls(): void {
+    const t = this.spec.tls;
+    if (t !== undefined && this.server instanceof tls.Server) this.server.setSecureContext(readTlsFiles(t));
+  }
+
   private accept(socket: net.Socket): void {
     const id = this.nextId();
     const peerAddress = socket.remoteAddress ?? '';
-    const tenant = this.ctx.tenants.identify(this.spec.tenant, peerAddress);
+    // identity precedence: a verified client certificate, then a password, then listener or network
+    const byCert = socket instanceof tls.TLSSocket ? this.identifyCertificate(socket) : null;
+    const tenant = byCert ?? this.ctx.tenants.identify(this.spec.tenant, peerAddress);
     const log = this.log.child({
       conn: id,
       peer: `${peerAddress}:${socket.remotePort ?? 0}`,
       tenant: tenant?.policy.name,
     });
     const session = new ClientSession(id, socket, this.ctx, tenant, log);
+    if (byCert !== null) session.rights = Rights.READ_WRITE;
     this.sessions.add(session);
     log.debug('client connected');
+  }
+
+  /**
+   * The tenant named by a verified client certificate. A resumed TLS session
+   * may carry no certificate: it is then not identified this way.
+   */
+  private identifyCertificate(socket: tls.TLSSocket): TenantRuntime | null {
+    if (!socket.authorized) return null;
+    const cert = socket.getPeerCertificate();
+    if (cert === null || typeof cert.fingerprint256 !== 'string' || cert.fingerprint256 === '') return null;
+    const cn = cert.subject?.CN;
+    const policy = this.ctx.tenants.policy.identifyCertificate(
+      cert.fingerprint256,
+      typeof cn === 'string' ? cn : undefined,
+    );
+    if (policy === null) return null;
+    const rt = this.ctx.tenants.get(policy.name);
+    return rt === undefined || rt.removed ? null : rt;
   }
 }

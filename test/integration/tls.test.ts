@@ -1,0 +1,178 @@
+/**
+ * TLS listeners: certificates made with openssl in the test; a verified client
+ * certificate identifies its tenant (mTLS); a client without one is refused.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashPassword } from '../../src/policy/password.js';
+import { spawnMemcached, type MemcachedProcess } from '../helpers/spawn-memcached.js';
+import { startProxy, type RunningProxy } from '../helpers/proxy.js';
+
+let mc: MemcachedProcess;
+let gate: RunningProxy;
+let dir: string;
+
+function openssl(...args: string[]): string {
+  return execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+}
+
+/** A key and a certificate signed by the test CA. */
+function issue(name: string, cn: string, ext?: string): void {
+  openssl(
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    `${name}.key`,
+    '-subj',
+    `/CN=${cn}`,
+    '-out',
+    `${name}.csr`,
+  );
+  const extArgs: string[] = [];
+  if (ext !== undefined) {
+    fs.writeFileSync(path.join(dir, `${name}.ext`), ext);
+    extArgs.push('-extfile', `${name}.ext`);
+  }
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    `${name}.csr`,
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-out',
+    `${name}.pem`,
+    ...extArgs,
+  );
+}
+
+function fingerprint(name: string): string {
+  return openssl('x509', '-noout', '-fingerprint', '-sha256', '-in', `${name}.pem`).trim().replace(/^.*=/, '');
+}
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'memgate-tls-'));
+  openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-subj',
+    '/CN=memgate test CA',
+    '-days',
+    '2',
+    '-out',
+    'ca.pem',
+  );
+  issue('server', 'localhost', 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  issue('shop', 'shop-client');
+  issue('blog', 'blog-client');
+  issue('stranger', 'stranger');
+  mc = await spawnMemcached();
+  const hash = await hashPassword('cart-secret');
+  const f = (n: string): string => path.join(dir, n);
+  gate = await startProxy(
+    `
+listen:
+  - { host: 127.0.0.1, port: 0, tls: { cert: "${f('server.pem')}", key: "${f('server.key')}", ca: "${f('ca.pem')}" } }
+  - { host: 127.0.0.1, port: 0, tls: { cert: "${f('server.pem')}", key: "${f('server.key')}" } }
+upstream:
+  servers: [ "\${UPSTREAM}" ]
+state: { url: "\${STATE}" }
+tenants:
+  shop: { prefix: "shop:", certificates: { fingerprints: [ "${fingerprint('shop')}" ] } }
+  blog: { prefix: "blog:", certificates: { subjects: [ "blog-client" ] } }
+  cart: { prefix: "cart:", password: "${hash}" }
+`,
+    mc.address,
+  );
+});
+
+afterAll(async () => {
+  await gate?.stop();
+  await mc?.stop();
+  if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** Connects over TLS, sends `data`, and returns everything read until `until` or the close. */
+function talk(port: number, client: string | null, data: string, until: RegExp): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const opts: tls.ConnectionOptions = { host: '127.0.0.1', port, ca: fs.readFileSync(path.join(dir, 'ca.pem')) };
+    if (client !== null) {
+      opts.cert = fs.readFileSync(path.join(dir, `${client}.pem`));
+      opts.key = fs.readFileSync(path.join(dir, `${client}.key`));
+    }
+    let out = '';
+    const s = tls.connect(opts, () => s.write(data));
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`timed out; got ${JSON.stringify(out)}`));
+    }, 5000);
+    const done = (): void => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(out);
+    };
+    s.on('data', (d: Buffer) => {
+      out += d.toString('latin1');
+      if (until.test(out)) done();
+    });
+    s.on('error', (err) => {
+      clearTimeout(timer);
+      resolve(`error: ${err.message}`);
+    });
+    s.on('close', done);
+  });
+}
+
+describe('mutual TLS', () => {
+  it('identifies the tenant by certificate fingerprint', async () => {
+    const out = await talk(gate.port(0), 'shop', 'set t 0 0 4\r\nshop\r\nget t\r\nstats\r\n', /END\r\n[\s\S]*END\r\n$/);
+    expect(out).toMatch(/^STORED\r\nVALUE t 0 4\r\nshop\r\nEND\r\n/);
+    expect(out).toContain('STAT memgate_tenant shop\r\n');
+  });
+
+  it('identifies the tenant by certificate subject, in its own keyspace', async () => {
+    const out = await talk(gate.port(0), 'blog', 'get t\r\nstats\r\n', /END\r\n[\s\S]*END\r\n$/);
+    expect(out).toMatch(/^END\r\n/);
+    expect(out).toContain('STAT memgate_tenant blog\r\n');
+  });
+
+  it('refuses a client without a certificate', async () => {
+    const out = await talk(gate.port(0), null, 'get t\r\n', /\r\n$/);
+    expect(out).not.toMatch(/END|VALUE/);
+  });
+
+  it('falls back to password auth for a verified certificate that names no tenant', async () => {
+    const denied = await talk(gate.port(0), 'stranger', 'get t\r\n', /\r\n$/);
+    expect(denied).toBe('CLIENT_ERROR unauthenticated\r\n');
+    const ok = await talk(gate.port(0), 'stranger', 'set a 0 0 16\r\ncart cart-secret\r\nget t\r\n', /END\r\n$/);
+    expect(ok).toBe('STORED\r\nEND\r\n');
+  });
+});
+
+describe('TLS without client certificates', () => {
+  it('serves password-authenticated clients', async () => {
+    const out = await talk(
+      gate.port(1),
+      null,
+      'set a 0 0 16\r\ncart cart-secret\r\nset c 0 0 1\r\n1\r\nget c\r\n',
+      /END\r\n$/,
+    );
+    expect(out).toBe('STORED\r\nSTORED\r\nVALUE c 0 1\r\n1\r\nEND\r\n');
+  });
+});
