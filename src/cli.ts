@@ -61,7 +61,11 @@ async function serve(opts: ServeFlags): Promise<void> {
   const config = loadOrExit(opts.config);
   const logger = createLogger(config.log.level);
   const { createProxy } = await import('./index.js');
-  const proxy = createProxy(config, { logger, rotateAllOnCorrupt: opts.rotateAllOnCorruptState === true });
+  const proxy = createProxy(config, {
+    logger,
+    rotateAllOnCorrupt: opts.rotateAllOnCorruptState === true,
+    loadConfig: () => loadConfig(opts.config),
+  });
   try {
     await proxy.start();
   } catch (err) {
@@ -71,6 +75,18 @@ async function serve(opts: ServeFlags): Promise<void> {
   }
   logger.info({ version: pkg.version, config: opts.config }, 'memgate started');
   stopOnSignals(logger, () => proxy.stop());
+  // SIGHUP: re-read the config; an invalid one is logged and the old one stays
+  process.on('SIGHUP', () => {
+    let next: Config;
+    try {
+      next = loadConfig(opts.config);
+    } catch (err) {
+      const lines = err instanceof ConfigError ? err.lines() : [String(err)];
+      logger.error({ audit: 'reload', source: 'SIGHUP', ok: false, problems: lines }, 'reload refused: invalid config');
+      return;
+    }
+    void proxy.reload(next, 'SIGHUP');
+  });
 }
 
 /** First SIGTERM/SIGINT: stop gracefully, exit 0. A second one while stopping: exit 1 at once. */

@@ -1,5 +1,11 @@
 /**
- * createProxy(config): the one entry used by cli.ts and by tests.
+ * createProxy(config): the one entry used by cli.ts and by tests. It wires
+ * the layers together and owns what spans them: start, reload, graceful stop.
+ *
+ *   listeners ─▶ sessions ─▶ upstream pool ─▶ memcached
+ *        │           │
+ *        └── tenant registry (policy + generations from the state store)
+ *   admin HTTP: health, tenants, rotate, reload
  */
 import { createRequire } from 'node:module';
 import pino, { type Logger } from 'pino';
@@ -7,8 +13,8 @@ import type { Config } from './config/schema.js';
 import { AdminServer, type AdminTenantView } from './admin/http.js';
 import { compilePolicy } from './policy/compile.js';
 import { Authenticator } from './server/auth.js';
+import { Listener, type ListenerSpec } from './server/listener.js';
 import { ClientSession, type SessionContext } from './server/session.js';
-import { Listener } from './server/listener.js';
 import { TenantRegistry, type TenantRuntime } from './server/tenants.js';
 import { openStateStore, type StateStore } from './state/store.js';
 import { UpstreamPool } from './upstream/pool.js';
@@ -18,15 +24,30 @@ const pkg = require('../package.json') as { version: string };
 
 export const MEMGATE_VERSION: string = pkg.version;
 
+/** How long a graceful stop waits for replies owed to clients before closing them anyway. */
+const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
+
 export interface ProxyOptions {
   readonly logger?: Logger;
   /** start-up with a corrupt state file: give every tenant a fresh generation instead of refusing */
   readonly rotateAllOnCorrupt?: boolean;
+  /** reads the config again (POST /reload); absent: the admin reload endpoint is refused */
+  readonly loadConfig?: () => Config;
+  readonly shutdownTimeoutMs?: number;
+}
+
+export interface ReloadResult {
+  readonly ok: boolean;
+  readonly error?: string;
+  readonly closedConnections?: number;
 }
 
 export interface Proxy {
   start(): Promise<void>;
+  /** graceful: stop accepting, answer what was received, flush state; then close */
   stop(): Promise<void>;
+  /** applies a validated config without dropping connections that are still allowed */
+  reload(next: Config, source?: string): Promise<ReloadResult>;
   /** bound addresses of the listeners, in config order */
   addresses(): { host: string; port: number }[];
   readonly tenants: TenantRegistry;
@@ -38,111 +59,252 @@ export interface Proxy {
   adminAddress(): { host: string; port: number } | null;
 }
 
-export function createProxy(config: Config, opts: ProxyOptions = {}): Proxy {
-  const logger = opts.logger ?? pino({ level: config.log.level });
-  const policy = compilePolicy(config);
-  const store = openStateStore(config.state.url, {
-    rotateAllOnCorrupt: opts.rotateAllOnCorrupt ?? false,
-    logger,
-  });
-  const pool = new UpstreamPool({
-    servers: config.upstream.servers,
-    connectionsPerServer: config.upstream.connectionsPerServer,
-    connectTimeoutMs: config.upstream.connectTimeoutMs,
-    requestTimeoutMs: config.upstream.requestTimeoutMs,
-    backoffMinMs: config.upstream.backoffMinMs,
-    backoffMaxMs: config.upstream.backoffMaxMs,
+function listenerKey(spec: ListenerSpec): string {
+  return JSON.stringify([spec.host, spec.port, spec.tenant ?? null, spec.tls ?? null]);
+}
+
+function newPool(config: Config, logger: Logger): UpstreamPool {
+  const u = config.upstream;
+  return new UpstreamPool({
+    servers: u.servers,
+    connectionsPerServer: u.connectionsPerServer,
+    connectTimeoutMs: u.connectTimeoutMs,
+    requestTimeoutMs: u.requestTimeoutMs,
+    backoffMinMs: u.backoffMinMs,
+    backoffMaxMs: u.backoffMaxMs,
     logger: logger.child({ component: 'upstream' }),
   });
-  const sessions = new Set<ClientSession>();
-  let connId = 0;
-  let tenants: TenantRegistry | null = null;
-  const listeners: Listener[] = [];
-  let admin: AdminServer | null = null;
+}
 
-  const registry = (): TenantRegistry => {
-    if (tenants === null) throw new Error('memgate is not started');
-    return tenants;
-  };
+class Memgate implements Proxy {
+  readonly store: StateStore;
+  private config: Config;
+  private readonly opts: ProxyOptions;
+  private readonly logger: Logger;
+  private currentPool: UpstreamPool;
+  private registry: TenantRegistry | null = null;
+  private readonly sessions = new Set<ClientSession>();
+  private listeners: Listener[] = [];
+  private admin: AdminServer | null = null;
+  private connId = 0;
+  private readonly authenticator: Authenticator;
+  private readonly ctx: SessionContext;
+  private stopping = false;
+  reloads = 0;
 
-  async function rotateTenant(name: string, delaySec: number, source: string): Promise<void> {
-    if (delaySec > 0) await store.schedule(name, Date.now() + delaySec * 1000);
-    else await store.rotate(name);
-    logger.info({ audit: 'rotation', tenant: name, source, delaySec }, 'tenant generation rotated');
+  constructor(config: Config, opts: ProxyOptions) {
+    this.config = config;
+    this.opts = opts;
+    this.logger = opts.logger ?? pino({ level: config.log.level });
+    this.store = openStateStore(config.state.url, {
+      rotateAllOnCorrupt: opts.rotateAllOnCorrupt ?? false,
+      logger: this.logger,
+    });
+    this.currentPool = newPool(config, this.logger);
+    this.authenticator = new Authenticator(
+      () => this.tenants.policy,
+      config.auth,
+      this.logger.child({ component: 'auth' }),
+    );
+    const self = this;
+    this.ctx = {
+      get tenants() {
+        return self.tenants;
+      },
+      authenticator: this.authenticator,
+      get auth() {
+        return self.config.auth;
+      },
+      get pool() {
+        return self.currentPool;
+      },
+      logger: this.logger,
+      get limits() {
+        return self.config.limits;
+      },
+      version: `${MEMGATE_VERSION} memgate`,
+      flushTenant: (t: TenantRuntime, delaySec: number, source: string) =>
+        this.rotateTenant(t.policy.name, delaySec, source),
+      onSessionClosed: (s) => {
+        this.sessions.delete(s);
+      },
+    };
   }
 
-  const authenticator = new Authenticator(() => registry().policy, config.auth, logger.child({ component: 'auth' }));
-  const ctx: SessionContext = {
-    get tenants() {
-      return registry();
-    },
-    authenticator,
-    auth: config.auth,
-    pool,
-    logger,
-    limits: config.limits,
-    version: `${MEMGATE_VERSION} memgate`,
-    flushTenant(t: TenantRuntime, delaySec: number, source: string) {
-      return rotateTenant(t.policy.name, delaySec, source);
-    },
-    onSessionClosed(s) {
-      sessions.delete(s);
-    },
-  };
+  get tenants(): TenantRegistry {
+    if (this.registry === null) throw new Error('memgate is not started');
+    return this.registry;
+  }
 
-  return {
-    get tenants() {
-      return registry();
-    },
-    store,
-    pool,
-    async start() {
-      await store.open([...policy.tenants.keys()]);
-      tenants = new TenantRegistry(policy, store);
-      pool.start();
-      for (const spec of config.listen) {
-        const l = new Listener(spec, ctx, sessions, () => ++connId, logger);
-        await l.listen();
-        listeners.push(l);
-        const a = l.address();
-        logger.info({ host: a.host, port: a.port, tenant: spec.tenant }, 'listening');
-      }
-      if (config.admin !== undefined) {
-        admin = new AdminServer(
-          { host: config.admin.host, port: config.admin.port, token: config.admin.token, logger },
-          {
-            listTenants: () => listTenants(registry(), store),
-            hasTenant: (name) => registry().get(name) !== undefined && !(registry().get(name)?.removed ?? true),
-            rotate: async (name, source) => {
-              await rotateTenant(name, 0, source);
-              return { generationAgeMs: 0 };
-            },
-            ready: () => pool.health().some((h) => h.up),
+  get pool(): UpstreamPool {
+    return this.currentPool;
+  }
+
+  async start(): Promise<void> {
+    const policy = compilePolicy(this.config);
+    await this.store.open([...policy.tenants.keys()]);
+    this.registry = new TenantRegistry(policy, this.store);
+    this.currentPool.start();
+    for (const spec of this.config.listen) this.listeners.push(await this.openListener(spec));
+    if (this.config.admin !== undefined) {
+      const a = this.config.admin;
+      this.admin = new AdminServer(
+        { host: a.host, port: a.port, token: a.token, logger: this.logger },
+        {
+          listTenants: () => listTenants(this.tenants, this.store),
+          hasTenant: (name) => {
+            const t = this.tenants.get(name);
+            return t !== undefined && !t.removed;
           },
-        );
-        await admin.listen();
-        const a = admin.address();
-        logger.info({ host: a.host, port: a.port }, 'admin listening');
+          rotate: async (name, source) => {
+            await this.rotateTenant(name, 0, source);
+            return { generationAgeMs: 0 };
+          },
+          reload: () => this.reloadFromSource('admin-api'),
+          ready: () => this.currentPool.health().some((h) => h.up),
+        },
+      );
+      await this.admin.listen();
+      const addr = this.admin.address();
+      this.logger.info({ host: addr.host, port: addr.port }, 'admin listening');
+    }
+  }
+
+  private async openListener(spec: ListenerSpec): Promise<Listener> {
+    const l = new Listener(spec, this.ctx, this.sessions, () => ++this.connId, this.logger);
+    await l.listen();
+    const a = l.address();
+    this.logger.info({ host: a.host, port: a.port, tenant: spec.tenant, tls: spec.tls !== undefined }, 'listening');
+    return l;
+  }
+
+  async rotateTenant(name: string, delaySec: number, source: string): Promise<void> {
+    if (delaySec > 0) await this.store.schedule(name, Date.now() + delaySec * 1000);
+    else await this.store.rotate(name);
+    this.logger.info({ audit: 'rotation', tenant: name, source, delaySec }, 'tenant generation rotated');
+  }
+
+  rotate(tenant: string, source: string): Promise<void> {
+    return this.rotateTenant(tenant, 0, source);
+  }
+
+  /** POST /reload: read the config again through opts.loadConfig and apply it. */
+  private async reloadFromSource(source: string): Promise<ReloadResult> {
+    const load = this.opts.loadConfig;
+    if (load === undefined) return { ok: false, error: 'this memgate was not started from a config file' };
+    let next: Config;
+    try {
+      next = load();
+    } catch (err) {
+      const error = err instanceof Error ? err.message : String(err);
+      this.logger.error(
+        { audit: 'reload', source, ok: false, error },
+        'reload refused: invalid config; keeping the old one',
+      );
+      return { ok: false, error };
+    }
+    return this.reload(next, source);
+  }
+
+  async reload(next: Config, source = 'signal'): Promise<ReloadResult> {
+    const prev = this.config;
+    try {
+      const policy = compilePolicy(next);
+      await this.store.addTenants([...policy.tenants.keys()]);
+      // listeners first: a new one that cannot bind fails the reload before anything changed
+      const keep = new Map(prev.listen.map((s) => [listenerKey(s), true]));
+      const wanted = new Set(next.listen.map(listenerKey));
+      const kept: Listener[] = [];
+      const removed: Listener[] = [];
+      for (const l of this.listeners) (wanted.has(listenerKey(l.spec)) ? kept : removed).push(l);
+      await Promise.all(removed.map((l) => l.close()));
+      const opened: Listener[] = [];
+      try {
+        for (const spec of next.listen) if (!keep.has(listenerKey(spec))) opened.push(await this.openListener(spec));
+      } catch (err) {
+        await Promise.all(opened.map((l) => l.close()));
+        for (const l of removed) await l.listen().catch(() => undefined);
+        throw err;
       }
-    },
-    async stop() {
-      const closing = listeners.map((l) => l.close());
-      if (admin !== null) closing.push(admin.close());
-      for (const s of sessions) s.destroy();
-      await Promise.all(closing);
-      await pool.close();
-      await store.close();
-    },
-    addresses() {
-      return listeners.map((l) => l.address());
-    },
-    rotate(tenant, source) {
-      return rotateTenant(tenant, 0, source);
-    },
-    adminAddress() {
-      return admin === null ? null : admin.address();
-    },
-  };
+      for (const l of kept) l.reloadTls();
+      this.listeners = [...kept, ...opened];
+
+      this.config = next;
+      this.tenants.replacePolicy(policy);
+      this.authenticator.reconfigure(next.auth);
+      if (JSON.stringify(prev.upstream) !== JSON.stringify(next.upstream)) this.replacePool(next);
+      const closed = this.closeDisallowedSessions();
+      this.reloads++;
+      this.logger.info({ audit: 'reload', source, ok: true, closedConnections: closed }, 'config reloaded');
+      return { ok: true, closedConnections: closed };
+    } catch (err) {
+      const error = err instanceof Error ? err.message : String(err);
+      this.logger.error({ audit: 'reload', source, ok: false, error }, 'reload failed; keeping the old config');
+      return { ok: false, error };
+    }
+  }
+
+  /** New sessions use a new pool; sessions already open finish on the old one, which closes when they are gone. */
+  private replacePool(next: Config): void {
+    const old = this.currentPool;
+    this.currentPool = newPool(next, this.logger);
+    this.currentPool.start();
+    const timer = setInterval(() => {
+      for (const s of this.sessions) if (s.pool === old) return;
+      clearInterval(timer);
+      void old.close();
+    }, 1000);
+    timer.unref();
+  }
+
+  /** A reload that removes a tenant, or a network it may connect from, closes its connections. */
+  private closeDisallowedSessions(): number {
+    let closed = 0;
+    for (const s of this.sessions) {
+      const t = s.tenant;
+      if (t === null) continue;
+      const networks = t.policy.networks;
+      if (t.removed || (networks !== null && !networks(s.socket.remoteAddress ?? ''))) {
+        s.destroy();
+        closed++;
+      }
+    }
+    return closed;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const closing: Promise<void>[] = this.listeners.map((l) => l.close());
+    if (this.admin !== null) closing.push(this.admin.close());
+    for (const s of this.sessions) s.drain();
+    const deadline = Date.now() + (this.opts.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS);
+    while (this.sessions.size > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    if (this.sessions.size > 0) {
+      this.logger.warn(
+        { connections: this.sessions.size },
+        'shutdown deadline passed; closing the remaining connections',
+      );
+      for (const s of this.sessions) s.destroy();
+    }
+    await Promise.all(closing);
+    await this.currentPool.close();
+    await this.store.close();
+  }
+
+  addresses(): { host: string; port: number }[] {
+    return this.listeners.map((l) => l.address());
+  }
+
+  adminAddress(): { host: string; port: number } | null {
+    return this.admin === null ? null : this.admin.address();
+  }
+}
+
+export function createProxy(config: Config, opts: ProxyOptions = {}): Proxy {
+  return new Memgate(config, opts);
 }
 
 function listTenants(tenants: TenantRegistry, store: StateStore): AdminTenantView[] {

@@ -5,6 +5,7 @@
  *   GET  /readyz                  200 when an upstream is reachable and state is loaded
  *   GET  /tenants                 tenants with mode, connections and generation age (never secrets)
  *   POST /tenants/:name/rotate    rotate the tenant's generation now   (bearer token)
+ *   POST /reload                  re-read the config file and apply it  (bearer token)
  *
  * Anything that changes state needs `Authorization: Bearer <admin token>`;
  * with no token configured those endpoints are refused outright. Errors are
@@ -19,6 +20,8 @@ export interface AdminTarget {
   listTenants(): AdminTenantView[];
   rotate(tenant: string, source: string): Promise<{ generationAgeMs: number }>;
   hasTenant(tenant: string): boolean;
+  /** re-reads and applies the config; on an invalid config the old one stays */
+  reload(): Promise<{ ok: boolean; error?: string; closedConnections?: number }>;
   ready(): boolean;
 }
 
@@ -104,6 +107,17 @@ export class AdminServer {
       return send(res, ok ? 200 : 503, { status: ok ? 'ready' : 'not ready' });
     }
     if (method === 'GET' && path === '/tenants') return send(res, 200, { tenants: this.target.listTenants() });
+    if (path === '/reload') {
+      if (method !== 'POST') return send(res, 405, { error: 'use POST' });
+      if (!this.authorize(req, res)) return;
+      this.opts.logger.info({ audit: 'admin', action: 'reload', peer: req.socket.remoteAddress }, 'admin reload');
+      const r = await this.target.reload();
+      return send(
+        res,
+        r.ok ? 200 : 400,
+        r.ok ? { reloaded: true, closedConnections: r.closedConnections ?? 0 } : { error: r.error },
+      );
+    }
     const rotate = /^\/tenants\/([^/]+)\/rotate$/.exec(path);
     if (rotate !== null) {
       if (method !== 'POST') return send(res, 405, { error: 'use POST' });

@@ -94,8 +94,15 @@ export class Listener {
     return { host: a.address, port: a.port };
   }
 
+  /**
+   * Stops accepting. Connections already accepted stay open (net.Server's own
+   * close callback would wait for every one of them to end, which a reload or
+   * a graceful stop must not do), so this resolves once the port is released.
+   */
   close(): Promise<void> {
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    if (!this.server.listening) return Promise.resolve();
+    this.server.close();
+    return new Promise((resolve) => setImmediate(resolve));
   }
 
   /** Re-reads the certificate files (SIGHUP); new handshakes use them, open connections are kept. */

@@ -52,6 +52,7 @@ export interface SessionAuthSettings {
 export interface SessionContext {
   readonly tenants: TenantRegistry;
   readonly authenticator: Authenticator;
+  /** auth settings, limits and pool are replaced by a config reload; sessions read them when needed */
   readonly auth: SessionAuthSettings;
   readonly pool: UpstreamPool;
   readonly logger: Logger;
@@ -79,6 +80,8 @@ export class ClientSession implements RequestSink, ReplyOwner {
   private readonly log: Logger;
   private readonly parser: RequestParser;
   private readonly queue: ReplyQueue;
+  /** the upstream pool this session's requests go to; kept across a reload so its requests stay in order */
+  readonly pool: UpstreamPool;
   private readonly slot: number;
   private pauseReasons: number;
   private flushScheduled: boolean;
@@ -104,7 +107,8 @@ export class ClientSession implements RequestSink, ReplyOwner {
       maxValueBytes: ctx.limits.maxValueBytes,
     });
     this.queue = new ReplyQueue();
-    this.slot = ctx.pool.assign();
+    this.pool = ctx.pool;
+    this.slot = this.pool.assign();
     this.pauseReasons = 0;
     this.flushScheduled = false;
     this.closed = false;
@@ -132,9 +136,9 @@ export class ClientSession implements RequestSink, ReplyOwner {
     if (this.ending) return;
     this.parser.feed(chunk);
     this.flush();
-    if (!this.closed && this.ctx.pool.isBlocked(this.slot)) {
+    if (!this.closed && this.pool.isBlocked(this.slot)) {
       this.setPause(PauseReason.UPSTREAM_WRITE_BLOCKED);
-      this.ctx.pool.onDrain(this.slot, this.upstreamDrainBound);
+      this.pool.onDrain(this.slot, this.upstreamDrainBound);
     }
   }
 
@@ -217,7 +221,7 @@ export class ClientSession implements RequestSink, ReplyOwner {
   }
 
   private forward(req: Request): void {
-    this.ctx.pool.send(this.slot, req);
+    this.pool.send(this.slot, req);
   }
 
   private answerLocally(t: TenantRuntime, req: Request): void {
@@ -443,6 +447,20 @@ export class ClientSession implements RequestSink, ReplyOwner {
     if (this.closed) return;
     this.socket.end();
     this.socket.pause();
+  }
+
+  /**
+   * Graceful end (shutdown): read nothing more, write the replies owed for
+   * requests already received, then close.
+   */
+  drain(): void {
+    if (this.closed) return;
+    this.ending = true;
+    if (this.queue.length === 0) this.closeGracefully();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   /** Closes at once (config reload removed the tenant, shutdown deadline). */

@@ -15,6 +15,8 @@ export interface MemgateProcess {
   readonly child: ChildProcess;
   readonly output: () => string;
   kill9(): Promise<void>;
+  /** waits for the process to exit by itself */
+  exited(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -46,6 +48,7 @@ export async function spawnMemgate(
   return {
     child,
     output: () => out,
+    exited: () => exited,
     async kill9() {
       child.kill('SIGKILL');
       await exited;

@@ -50,7 +50,7 @@ describe('tenants and namespaces', () => {
     expect(await a.request('set plain-key 0 0 1\r\nx\r\n')).toBe('STORED\r\n');
     const d = await direct();
     expect(await d.request('get plain-key\r\n')).toBe('END\r\n');
-    const dump = await d.request('lru_crawler metadump all\r\n');
+    const dump = await d.request('lru_crawler metadump all\r\n', 20_000);
     const keys = [...dump.matchAll(/key=(\S+)/g)].map((m) => decodeURIComponent(m[1] ?? ''));
     expect(keys.length).toBeGreaterThan(0);
     for (const k of keys) expect(k.startsWith('a7Zk2:') || k.startsWith('b9Qx1:') || k.startsWith('gamma')).toBe(true);
