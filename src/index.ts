@@ -76,19 +76,19 @@ function newPool(config: Config, logger: Logger): UpstreamPool {
   });
 }
 
-class Memgate implements Proxy {
+class Memgate implements Proxy, SessionContext {
   readonly store: StateStore;
   private config: Config;
   private readonly opts: ProxyOptions;
-  private readonly logger: Logger;
+  readonly logger: Logger;
+  readonly version = `${MEMGATE_VERSION} memgate`;
   private currentPool: UpstreamPool;
   private registry: TenantRegistry | null = null;
   private readonly sessions = new Set<ClientSession>();
   private listeners: Listener[] = [];
   private admin: AdminServer | null = null;
   private connId = 0;
-  private readonly authenticator: Authenticator;
-  private readonly ctx: SessionContext;
+  readonly authenticator: Authenticator;
   private stopping = false;
   reloads = 0;
 
@@ -106,29 +106,24 @@ class Memgate implements Proxy {
       config.auth,
       this.logger.child({ component: 'auth' }),
     );
-    const self = this;
-    this.ctx = {
-      get tenants() {
-        return self.tenants;
-      },
-      authenticator: this.authenticator,
-      get auth() {
-        return self.config.auth;
-      },
-      get pool() {
-        return self.currentPool;
-      },
-      logger: this.logger,
-      get limits() {
-        return self.config.limits;
-      },
-      version: `${MEMGATE_VERSION} memgate`,
-      flushTenant: (t: TenantRuntime, delaySec: number, source: string) =>
-        this.rotateTenant(t.policy.name, delaySec, source),
-      onSessionClosed: (s) => {
-        this.sessions.delete(s);
-      },
-    };
+  }
+
+  // ---- SessionContext: what sessions read from the proxy (reload replaces config and pool) ----
+
+  get auth(): Config['auth'] {
+    return this.config.auth;
+  }
+
+  get limits(): Config['limits'] {
+    return this.config.limits;
+  }
+
+  flushTenant(t: TenantRuntime, delaySec: number, source: string): Promise<void> {
+    return this.rotateTenant(t.policy.name, delaySec, source);
+  }
+
+  onSessionClosed(s: ClientSession): void {
+    this.sessions.delete(s);
   }
 
   get tenants(): TenantRegistry {
@@ -171,7 +166,7 @@ class Memgate implements Proxy {
   }
 
   private async openListener(spec: ListenerSpec): Promise<Listener> {
-    const l = new Listener(spec, this.ctx, this.sessions, () => ++this.connId, this.logger);
+    const l = new Listener(spec, this, this.sessions, () => ++this.connId, this.logger);
     await l.listen();
     const a = l.address();
     this.logger.info({ host: a.host, port: a.port, tenant: spec.tenant, tls: spec.tls !== undefined }, 'listening');
