@@ -27,7 +27,10 @@ fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  # Some registry mirrors leave optional platform packages out of the lock file,
+  # which makes `npm ci` refuse it; `npm install` then installs the same
+  # versions from the lock without rewriting it.
+  npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error
 else
   npm run --silent build
 fi

@@ -3,7 +3,46 @@
  * these, and the metrics exporter copies them at scrape time (no label hashing
  * per request).
  */
-import { COMMAND_COUNT } from '../protocol/text/commands.js';
+import { COMMAND_COUNT, CommandClass } from '../protocol/text/commands.js';
+
+/** How a request ended, for `memgate_requests_total{outcome}`. */
+export const Outcome = {
+  /** answered as asked (stored, found, deleted, …) */
+  OK: 0,
+  /** a get / touch / delete / incr … that found no item (NOT_FOUND, EN, a get key without VALUE) */
+  MISS: 1,
+  /** refused by policy: denied command, key outside the prefixes, over an item or key limit */
+  DENIED: 2,
+  /** refused by a rate limit (SERVER_ERROR rate limited) */
+  RATE_LIMITED: 3,
+  /** ERROR, CLIENT_ERROR, SERVER_ERROR (backend failure, …) */
+  ERROR: 4,
+} as const;
+export type Outcome = (typeof Outcome)[keyof typeof Outcome];
+export const OUTCOME_COUNT = 5;
+/** Label values by `Outcome`. */
+export const OUTCOME_NAMES: readonly string[] = Object.freeze(['ok', 'miss', 'denied', 'rate_limited', 'error']);
+
+/** Slots per command class, indexed by `CommandClass` value (0 unused). */
+export const CLASS_COUNT: number = Math.max(...Object.values(CommandClass)) + 1;
+/** Label values by `CommandClass` value ('' at the unused 0). */
+export const CLASS_NAMES: readonly string[] = Object.freeze(
+  (() => {
+    const names = new Array<string>(CLASS_COUNT).fill('');
+    for (const [name, id] of Object.entries(CommandClass)) names[id] = name.toLowerCase();
+    return names;
+  })(),
+);
+
+/**
+ * Upper bounds of the request latency buckets, in microseconds (inclusive, as
+ * Prometheus' `le`). A last, implicit bucket takes everything above.
+ */
+export const LATENCY_BOUNDS_US = [
+  100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+] as const;
+/** Buckets per class: one per bound plus the overflow bucket. */
+export const LATENCY_BUCKET_COUNT = LATENCY_BOUNDS_US.length + 1;
 
 export class TenantCounters {
   cmdGet = 0;
@@ -31,10 +70,45 @@ export class TenantCounters {
   errors = 0;
   /** requests by command id */
   readonly byCommand: Float64Array = new Float64Array(COMMAND_COUNT);
+  /** requests by command id × outcome, at `cmd * OUTCOME_COUNT + outcome` (see countOutcome) */
+  readonly outcomes: Float64Array = new Float64Array(COMMAND_COUNT * OUTCOME_COUNT);
+  /**
+   * Latency histogram by command class: per-bucket (not cumulative) counts at
+   * `klass * LATENCY_BUCKET_COUNT + bucket`, bucket i counting latencies
+   * ≤ LATENCY_BOUNDS_US[i] (and > the previous bound); the last is the overflow.
+   */
+  readonly latencyBuckets: Float64Array = new Float64Array(CLASS_COUNT * LATENCY_BUCKET_COUNT);
+  /** sum of observed latencies by command class, in microseconds */
+  readonly latencySumUs: Float64Array = new Float64Array(CLASS_COUNT);
+}
+
+/** Counts one request of command `cmd` that ended with `outcome`. */
+export function countOutcome(c: TenantCounters, cmd: number, outcome: Outcome): void {
+  const i = cmd * OUTCOME_COUNT + outcome;
+  c.outcomes[i] = (c.outcomes[i] ?? 0) + 1;
+}
+
+/** Records one request of class `klass` that took `us` microseconds (request read → reply written). */
+export function observeLatencyUs(c: TenantCounters, klass: number, us: number): void {
+  let bucket = 0;
+  while (bucket < LATENCY_BOUNDS_US.length && us > (LATENCY_BOUNDS_US[bucket] ?? Infinity)) bucket++;
+  const i = klass * LATENCY_BUCKET_COUNT + bucket;
+  c.latencyBuckets[i] = (c.latencyBuckets[i] ?? 0) + 1;
+  c.latencySumUs[klass] = (c.latencySumUs[klass] ?? 0) + us;
 }
 
 export class ProcessCounters {
   readonly startedAtMs = Date.now();
   connectionsAccepted = 0;
   connectionsRejected = 0;
+  /** tenant generation rotations (flush_all, admin API, CLI, scheduled) */
+  rotations = 0;
+  /** failed authentications (ASCII auth, SASL), every tenant and none */
+  authFailures = 0;
+  /** source addresses locked out after too many failed authentications */
+  authLockouts = 0;
+  /** config reloads applied */
+  reloads = 0;
+  /** config reloads refused (invalid config; the old one stays) */
+  reloadFailures = 0;
 }

@@ -129,7 +129,7 @@ export interface AuthFailureOptions {
   readonly windowMs: number;
   /** how long a locked-out address is refused, in ms (auth.lockoutMs) */
   readonly lockoutMs: number;
-  /** most addresses remembered; past it the least recently failed one is forgotten (default 10 000) */
+  /** most addresses remembered; past it the least recently failed one is forgotten (default 100 000) */
   readonly maxAddresses?: number;
   /** whether a successful authentication clears the address's failures (default true) */
   readonly forgetOnSuccess?: boolean;
@@ -143,7 +143,7 @@ interface FailureEntry {
   lockedUntilMs: number;
 }
 
-export const DEFAULT_MAX_TRACKED_ADDRESSES = 10_000;
+export const DEFAULT_MAX_TRACKED_ADDRESSES = 100_000;
 
 /**
  * Failed authentications per source address, with lock-out.
@@ -166,20 +166,32 @@ export const DEFAULT_MAX_TRACKED_ADDRESSES = 10_000;
  * it to false where that matters (failures then only expire with the window).
  */
 export class AuthFailureTracker {
-  private readonly maxFailures: number;
-  private readonly windowMs: number;
-  private readonly lockoutMs: number;
-  private readonly maxAddresses: number;
-  private readonly forgetOnSuccess: boolean;
+  private maxFailures = 1;
+  private windowMs = 0;
+  private lockoutMs = 0;
+  private maxAddresses = DEFAULT_MAX_TRACKED_ADDRESSES;
+  private forgetOnSuccess = true;
   private readonly entries: Map<string, FailureEntry>;
 
   constructor(opts: AuthFailureOptions) {
+    this.entries = new Map();
+    this.reconfigure(opts);
+  }
+
+  /**
+   * Config reload: new thresholds apply from the next failure; current windows
+   * and lock-outs keep their times. A smaller `maxAddresses` trims the oldest.
+   */
+  reconfigure(opts: AuthFailureOptions): void {
     this.maxFailures = Math.max(1, opts.maxFailures);
     this.windowMs = opts.windowMs;
     this.lockoutMs = opts.lockoutMs;
     this.maxAddresses = Math.max(1, opts.maxAddresses ?? DEFAULT_MAX_TRACKED_ADDRESSES);
     this.forgetOnSuccess = opts.forgetOnSuccess ?? true;
-    this.entries = new Map();
+    for (const addr of this.entries.keys()) {
+      if (this.entries.size <= this.maxAddresses) break;
+      this.entries.delete(addr);
+    }
   }
 
   /** Counts a failed authentication from `addr`; returns true when the address is (now) locked out. */

@@ -50,7 +50,7 @@ function write(name: string, text: string): string {
 describe('memgate check-config', () => {
   it('accepts a good file and prints a summary', async () => {
     const run = await memgate(['check-config', '--config', 'docker/config/example.yaml']);
-    expect(run).toEqual({ code: 0, stdout: 'config OK: 3 tenants, 4 listeners\n', stderr: '' });
+    expect(run).toEqual({ code: 0, stdout: 'config OK: 4 tenants, 4 listeners\n', stderr: '' });
   });
 
   it('rejects a bad file, printing every problem with file and line, and exits 1', async () => {
@@ -90,7 +90,7 @@ tenants:
   it('takes the file from MEMGATE_CONFIG', async () => {
     const run = await memgate(['check-config'], { MEMGATE_CONFIG: 'docker/config/example.yaml' });
     expect(run.code).toBe(0);
-    expect(run.stdout).toBe('config OK: 3 tenants, 4 listeners\n');
+    expect(run.stdout).toBe('config OK: 4 tenants, 4 listeners\n');
   });
 
   it('requires --config', async () => {

@@ -227,7 +227,7 @@ describe('loadConfig', () => {
 
   it('loads the docker example config', () => {
     const config = loadConfig(path.join(import.meta.dirname, '../../../docker/config/example.yaml'), {});
-    expect(Object.keys(config.tenants)).toEqual(['shop', 'blog', 'ops']);
+    expect(Object.keys(config.tenants)).toEqual(['shop', 'blog', 'cart', 'ops']);
     expect(config.listen.map((l) => `${l.host}:${l.port}${l.tenant === undefined ? '' : ` ${l.tenant}`}`)).toEqual([
       '127.0.0.1:11211',
       '127.0.0.1:11311 shop',

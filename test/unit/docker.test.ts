@@ -1,0 +1,271 @@
+/**
+ * CI has no Docker engine, so the image and compose files are checked statically:
+ * their structure, that every path they name exists, and that the configs they
+ * mount pass memgate's own loader.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { parseConfigText } from '../../src/config/load.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const DOCKER = path.join(ROOT, 'docker');
+const TEST_TOKEN = 'test-token-0123456789abc'; // 24 characters
+const read = (p: string): string => readFileSync(path.join(ROOT, p), 'utf8');
+
+interface Instruction {
+  readonly op: string;
+  readonly args: string;
+  readonly line: number;
+}
+
+/** Dockerfile → instructions: comments dropped, `\` continuations joined. */
+function parseDockerfile(text: string): Instruction[] {
+  const out: Instruction[] = [];
+  let pending = '';
+  let startLine = 0;
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.trimEnd();
+    if (pending === '' && (line.trim() === '' || line.trim().startsWith('#'))) return;
+    if (pending !== '' && line.trim().startsWith('#')) return;
+    if (pending === '') startLine = i + 1;
+    if (line.endsWith('\\')) {
+      pending += `${line.slice(0, -1)} `;
+      return;
+    }
+    const full = (pending + line).trim();
+    pending = '';
+    const m = /^(\S+)\s*(.*)$/.exec(full);
+    if (m !== null) out.push({ op: (m[1] ?? '').toUpperCase(), args: m[2] ?? '', line: startLine });
+  });
+  return out;
+}
+
+/** The stages: each FROM and the instructions under it. */
+function stagesOf(instructions: Instruction[]): { from: string; name: string | undefined; body: Instruction[] }[] {
+  const stages: { from: string; name: string | undefined; body: Instruction[] }[] = [];
+  for (const ins of instructions) {
+    if (ins.op === 'FROM') {
+      const m = /^(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?$/i.exec(ins.args);
+      stages.push({ from: m?.[1] ?? '', name: m?.[2], body: [] });
+    } else {
+      stages[stages.length - 1]?.body.push(ins);
+    }
+  }
+  return stages;
+}
+
+/** `${NAME}` → the default of a global `ARG NAME=value`. */
+function resolveArgs(text: string, instructions: Instruction[]): string {
+  const defaults = new Map<string, string>();
+  for (const ins of instructions) {
+    if (ins.op === 'FROM') break;
+    const m = /^(\w+)=(\S+)$/.exec(ins.args);
+    if (ins.op === 'ARG' && m !== null) defaults.set(m[1] ?? '', m[2] ?? '');
+  }
+  return text.replace(/\$\{(\w+)\}/g, (_, name: string) => defaults.get(name) ?? `\${${name}}`);
+}
+
+function jsonArgs(ins: Instruction | undefined): unknown {
+  if (ins === undefined) return undefined;
+  return JSON.parse(ins.args) as unknown;
+}
+
+/** `.dockerignore` patterns, for the simple forms this repo uses (no `!`). */
+function isDockerIgnored(p: string): boolean {
+  const patterns = read('.dockerignore')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
+  const toRegex = (pattern: string) =>
+    new RegExp(
+      `^${pattern
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*\*\//g, '(?:.*/)?')
+        .replace(/\*/g, '[^/]*')}(?:/.*)?$`,
+    );
+  return patterns.some((pattern) => toRegex(pattern).test(p));
+}
+
+describe('docker/Dockerfile', () => {
+  const text = read('docker/Dockerfile');
+  const instructions = parseDockerfile(text);
+  const stages = stagesOf(instructions);
+  const final = stages[stages.length - 1];
+  const finalBody = final?.body ?? [];
+  const last = (op: string) => finalBody.filter((i) => i.op === op).at(-1);
+
+  it('is multi-stage: a build stage on node:20-bookworm-slim and a separate runtime stage', () => {
+    expect(stages.length).toBeGreaterThanOrEqual(2);
+    const build = stages.find((s) => s.name === 'build');
+    expect(build).toBeDefined();
+    expect(resolveArgs(build?.from ?? '', instructions)).toBe('node:20-bookworm-slim');
+    expect(resolveArgs(final?.from ?? '', instructions)).toMatch(/^node:20-bookworm-slim$/);
+    expect(final?.name).not.toBe('build');
+    const buildRuns = build?.body.filter((i) => i.op === 'RUN').map((i) => i.args) ?? [];
+    expect(buildRuns.some((r) => /\bnpm ci\b/.test(r))).toBe(true);
+    expect(buildRuns.some((r) => /\bnpm run build\b/.test(r))).toBe(true);
+  });
+
+  it('ships only dist/, production node_modules and package.json in the runtime stage', () => {
+    const copies = finalBody.filter((i) => i.op === 'COPY').map((i) => i.args.split(/\s+/));
+    const sources = copies.map((c) =>
+      c
+        .filter((a) => !a.startsWith('--'))
+        .slice(0, -1)
+        .join(' '),
+    );
+    expect(sources.sort()).toEqual(['/src/dist', '/src/node_modules', 'package.json'].sort());
+    const depsFrom = copies
+      .find((c) => c.some((a) => a.endsWith('node_modules')))
+      ?.find((a) => a.startsWith('--from='));
+    const depsStage = stages.find((s) => `--from=${s.name}` === depsFrom);
+    expect(depsStage?.body.some((i) => i.op === 'RUN' && /npm ci\b.*--omit=dev/.test(i.args))).toBe(true);
+  });
+
+  it('runs as a user that is not root', () => {
+    const user = last('USER');
+    expect(user).toBeDefined();
+    expect(user?.args).not.toMatch(/^(root|0)(:|$)/);
+  });
+
+  it('exposes the client and admin ports and starts memgate serve with the mounted config', () => {
+    expect(last('EXPOSE')?.args.split(/\s+/).sort()).toEqual(['11211', '9211']);
+    expect(jsonArgs(last('ENTRYPOINT'))).toEqual(['node', 'dist/cli.js']);
+    expect(jsonArgs(last('CMD'))).toEqual(['serve', '--config', '/etc/memgate/memgate.yaml']);
+  });
+
+  it('has a HEALTHCHECK that GETs the admin /healthz with node', () => {
+    const hc = last('HEALTHCHECK');
+    expect(hc).toBeDefined();
+    const cmd = /\bCMD\s+(\[.*\])\s*$/.exec(hc?.args ?? '');
+    const argv = JSON.parse(cmd?.[1] ?? 'null') as string[];
+    expect(argv[0]).toBe('node');
+    expect(argv.join(' ')).toMatch(/http:\/\/127\.0\.0\.1:9211\/healthz/);
+  });
+
+  it('ENTRYPOINT dist/cli.js is what the build emits (src/cli.ts with rootDir src)', () => {
+    expect(existsSync(path.join(ROOT, 'src/cli.ts'))).toBe(true);
+    const build = JSON.parse(read('tsconfig.build.json')) as { compilerOptions: { rootDir: string; outDir: string } };
+    expect(build.compilerOptions.rootDir).toBe('src');
+    expect(build.compilerOptions.outDir).toBe('dist');
+  });
+
+  it('copies only sources that exist in the repository and are not excluded by .dockerignore', () => {
+    const stageNames = new Set(stages.map((s) => s.name));
+    const fromContext: string[] = [];
+    for (const ins of instructions.filter((i) => i.op === 'COPY' || i.op === 'ADD')) {
+      const words = ins.args.split(/\s+/);
+      const from = words.find((w) => w.startsWith('--from='));
+      const paths = words.filter((w) => !w.startsWith('--')).slice(0, -1);
+      if (from !== undefined) {
+        expect(stageNames.has(from.slice('--from='.length)), `line ${ins.line}: unknown stage ${from}`).toBe(true);
+        continue;
+      }
+      fromContext.push(...paths);
+    }
+    expect(fromContext.length).toBeGreaterThan(0);
+    for (const src of fromContext) {
+      expect(existsSync(path.join(ROOT, src)), `COPY source ${src} is missing`).toBe(true);
+      expect(isDockerIgnored(src), `COPY source ${src} is excluded by .dockerignore`).toBe(false);
+    }
+  });
+
+  it('.dockerignore keeps local state and build output out of the context', () => {
+    for (const p of ['node_modules', 'dist', '.git', 'memgate-state.json', '.memgate']) {
+      expect(isDockerIgnored(p), p).toBe(true);
+    }
+  });
+});
+
+interface ComposeService {
+  image?: string;
+  build?: { context?: string; dockerfile?: string };
+  command?: string[] | string;
+  ports?: unknown[];
+  volumes?: string[];
+  environment?: Record<string, string>;
+  networks?: string[];
+}
+
+describe('docker/compose.yaml', () => {
+  const compose = parseYaml(read('docker/compose.yaml')) as {
+    services: Record<string, ComposeService>;
+    networks?: Record<string, { internal?: boolean } | null>;
+  };
+  const services = compose.services;
+  const memgate = services.memgate;
+  const memcached = services.memcached;
+
+  it('defines memgate, memcached and redis', () => {
+    expect(Object.keys(services).sort()).toEqual(['memcached', 'memgate', 'redis']);
+  });
+
+  it('builds memgate from the repository root with docker/Dockerfile', () => {
+    expect(memgate?.build?.context).toBe('..');
+    expect(memgate?.build?.dockerfile).toBe('docker/Dockerfile');
+    const dockerfile = path.resolve(DOCKER, memgate?.build?.context ?? '', memgate?.build?.dockerfile ?? '');
+    expect(existsSync(dockerfile)).toBe(true);
+  });
+
+  it('runs memcached 1.6 without UDP, unpublished, on internal networks only', () => {
+    expect(memcached?.image).toMatch(/^memcached:1\.6/);
+    const argv = Array.isArray(memcached?.command) ? memcached.command : (memcached?.command ?? '').split(/\s+/);
+    const u = argv.indexOf('-U');
+    expect(u).toBeGreaterThanOrEqual(0);
+    expect(argv[u + 1]).toBe('0');
+    expect(memcached).not.toHaveProperty('ports');
+    for (const name of ['memcached', 'redis']) {
+      expect(services[name]).not.toHaveProperty('ports');
+      const nets = services[name]?.networks ?? [];
+      expect(nets.length, `${name} networks`).toBeGreaterThan(0);
+      for (const n of nets) expect(compose.networks?.[n]?.internal, `${name} on network ${n}`).toBe(true);
+    }
+  });
+
+  it('mounts docker/config/compose.yaml where the image CMD reads its config', () => {
+    const mount = memgate?.volumes?.find((v) => v.split(':')[1] === '/etc/memgate/memgate.yaml');
+    expect(mount).toBeDefined();
+    const host = mount?.split(':')[0] ?? '';
+    expect(path.resolve(DOCKER, host)).toBe(path.join(DOCKER, 'config/compose.yaml'));
+  });
+
+  it('takes the admin token from the environment, never a literal', () => {
+    expect(memgate?.environment?.MEMGATE_ADMIN_TOKEN).toMatch(/^\$\{MEMGATE_ADMIN_TOKEN(:?\?[^}]*)?\}$/);
+  });
+
+  it('publishes every memgate listener and the admin port, the admin port on loopback only', () => {
+    const config = parseConfigText(read('docker/config/compose.yaml'), 'compose.yaml', {
+      MEMGATE_ADMIN_TOKEN: TEST_TOKEN,
+    });
+    const published = (memgate?.ports ?? []).map(String);
+    for (const l of config.listen) expect(published).toContain(`${l.port}:${l.port}`);
+    expect(published).toContain(`127.0.0.1:${config.admin?.port}:${config.admin?.port}`);
+  });
+});
+
+describe('configs shipped in docker/config', () => {
+  it('compose.yaml passes the config loader and points at the compose services', () => {
+    const config = parseConfigText(read('docker/config/compose.yaml'), 'compose.yaml', {
+      MEMGATE_ADMIN_TOKEN: TEST_TOKEN,
+    });
+    expect(config.upstream.servers).toEqual(['memcached:11211']);
+    for (const l of config.listen) expect(l.host).toBe('0.0.0.0');
+    expect(config.admin).toMatchObject({ host: '0.0.0.0', port: 9211, token: TEST_TOKEN });
+    expect(config.state.url).toMatch(/^file:\/var\/lib\/memgate\//);
+  });
+
+  it('compose.yaml is refused without MEMGATE_ADMIN_TOKEN (admin on 0.0.0.0 needs a token)', () => {
+    expect(() => parseConfigText(read('docker/config/compose.yaml'), 'compose.yaml', {})).toThrow(/admin\.token/);
+  });
+
+  it('example.yaml passes the config loader', () => {
+    const config = parseConfigText(read('docker/config/example.yaml'), 'example.yaml', {
+      MEMGATE_ADMIN_TOKEN: TEST_TOKEN,
+    });
+    expect(config.listen.length).toBeGreaterThan(0);
+    expect(Object.keys(config.tenants).length).toBeGreaterThan(0);
+  });
+});
