@@ -10,9 +10,14 @@
 import { createRequire } from 'node:module';
 import pino, { type Logger } from 'pino';
 import type { Config } from './config/schema.js';
+import { ProcessCounters } from './admin/counters.js';
 import { AdminServer, type AdminTenantView } from './admin/http.js';
+import { createMetrics, type Metrics } from './admin/metrics.js';
 import { compilePolicy } from './policy/compile.js';
+import { AuditSampler } from './server/audit.js';
 import { Authenticator } from './server/auth.js';
+import { ConnectionLimiter, type ConnectionCaps } from './server/conn-limits.js';
+import { MemoryGuard } from './server/memory-guard.js';
 import { Listener, type ListenerSpec } from './server/listener.js';
 import { ClientSession, type SessionContext } from './server/session.js';
 import { TenantRegistry, type TenantRuntime } from './server/tenants.js';
@@ -59,6 +64,18 @@ export interface Proxy {
   adminAddress(): { host: string; port: number } | null;
 }
 
+function connectionCaps(config: Config): ConnectionCaps {
+  const perTenant = new Map<string, number>();
+  for (const [name, t] of Object.entries(config.tenants)) {
+    if (t.limits.connections !== undefined) perTenant.set(name, t.limits.connections);
+  }
+  return {
+    maxConnections: config.limits.maxConnections,
+    maxConnectionsPerAddress: config.limits.maxConnectionsPerAddress,
+    tenantConnections: perTenant,
+  };
+}
+
 function listenerKey(spec: ListenerSpec): string {
   return JSON.stringify([spec.host, spec.port, spec.tenant ?? null, spec.tls ?? null]);
 }
@@ -89,8 +106,12 @@ class Memgate implements Proxy, SessionContext {
   private admin: AdminServer | null = null;
   private connId = 0;
   readonly authenticator: Authenticator;
+  readonly connections: ConnectionLimiter;
+  readonly memory: MemoryGuard;
+  readonly audit: AuditSampler;
+  readonly processCounters = new ProcessCounters();
+  readonly metrics: Metrics;
   private stopping = false;
-  reloads = 0;
 
   constructor(config: Config, opts: ProxyOptions) {
     this.config = config;
@@ -106,6 +127,21 @@ class Memgate implements Proxy, SessionContext {
       config.auth,
       this.logger.child({ component: 'auth' }),
     );
+    this.connections = new ConnectionLimiter(connectionCaps(config));
+    this.memory = new MemoryGuard(config.limits.memoryHighWatermarkBytes, this.logger);
+    this.audit = new AuditSampler(this.logger);
+    this.metrics = createMetrics({
+      tenants: () => this.liveTenants(),
+      upstream: () => this.currentPool.health(),
+      process: this.processCounters,
+    });
+  }
+
+  private *liveTenants(): Iterable<{ name: string; counters: TenantRuntime['counters'] }> {
+    if (this.registry === null) return;
+    this.processCounters.authFailures = this.authenticator.failuresTotal;
+    this.processCounters.authLockouts = this.authenticator.lockoutsTotal;
+    for (const t of this.registry.all()) if (!t.removed) yield { name: t.policy.name, counters: t.counters };
   }
 
   // ---- SessionContext: what sessions read from the proxy (reload replaces config and pool) ----
@@ -138,8 +174,9 @@ class Memgate implements Proxy, SessionContext {
   async start(): Promise<void> {
     const policy = compilePolicy(this.config);
     await this.store.open([...policy.tenants.keys()]);
-    this.registry = new TenantRegistry(policy, this.store);
+    this.registry = new TenantRegistry(policy, this.store, this.config.limits);
     this.currentPool.start();
+    this.memory.start();
     for (const spec of this.config.listen) this.listeners.push(await this.openListener(spec));
     if (this.config.admin !== undefined) {
       const a = this.config.admin;
@@ -156,6 +193,8 @@ class Memgate implements Proxy, SessionContext {
             return { generationAgeMs: 0 };
           },
           reload: () => this.reloadFromSource('admin-api'),
+          metrics: () => this.metrics.render(),
+          metricsContentType: this.metrics.contentType,
           ready: () => this.currentPool.health().some((h) => h.up),
         },
       );
@@ -176,6 +215,7 @@ class Memgate implements Proxy, SessionContext {
   async rotateTenant(name: string, delaySec: number, source: string): Promise<void> {
     if (delaySec > 0) await this.store.schedule(name, Date.now() + delaySec * 1000);
     else await this.store.rotate(name);
+    this.processCounters.rotations++;
     this.logger.info({ audit: 'rotation', tenant: name, source, delaySec }, 'tenant generation rotated');
   }
 
@@ -192,6 +232,7 @@ class Memgate implements Proxy, SessionContext {
       next = load();
     } catch (err) {
       const error = err instanceof Error ? err.message : String(err);
+      this.processCounters.reloadFailures++;
       this.logger.error(
         { audit: 'reload', source, ok: false, error },
         'reload refused: invalid config; keeping the old one',
@@ -225,15 +266,18 @@ class Memgate implements Proxy, SessionContext {
       this.listeners = [...kept, ...opened];
 
       this.config = next;
-      this.tenants.replacePolicy(policy);
+      this.tenants.replacePolicy(policy, next.limits);
       this.authenticator.reconfigure(next.auth);
+      this.connections.reconfigure(connectionCaps(next));
+      this.memory.reconfigure(next.limits.memoryHighWatermarkBytes);
       if (JSON.stringify(prev.upstream) !== JSON.stringify(next.upstream)) this.replacePool(next);
       const closed = this.closeDisallowedSessions();
-      this.reloads++;
+      this.processCounters.reloads++;
       this.logger.info({ audit: 'reload', source, ok: true, closedConnections: closed }, 'config reloaded');
       return { ok: true, closedConnections: closed };
     } catch (err) {
       const error = err instanceof Error ? err.message : String(err);
+      this.processCounters.reloadFailures++;
       this.logger.error({ audit: 'reload', source, ok: false, error }, 'reload failed; keeping the old config');
       return { ok: false, error };
     }
@@ -285,6 +329,7 @@ class Memgate implements Proxy, SessionContext {
       for (const s of this.sessions) s.destroy();
     }
     await Promise.all(closing);
+    this.memory.stop();
     await this.currentPool.close();
     await this.store.close();
   }

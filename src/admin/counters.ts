@@ -45,6 +45,10 @@ export const LATENCY_BOUNDS_US = [
 export const LATENCY_BUCKET_COUNT = LATENCY_BOUNDS_US.length + 1;
 
 export class TenantCounters {
+  /** requests refused by a rate budget */
+  rateLimited = 0;
+  /** connections closed by the idle deadline */
+  idleKicks = 0;
   cmdGet = 0;
   getHits = 0;
   getMisses = 0;

@@ -1,6 +1,7 @@
 /**
  * Admin HTTP API (node:http; loopback by default).
  *
+ *   GET  /metrics                 Prometheus metrics
  *   GET  /healthz                 200 while the process runs
  *   GET  /readyz                  200 when an upstream is reachable and state is loaded
  *   GET  /tenants                 tenants with mode, connections and generation age (never secrets)
@@ -23,6 +24,9 @@ export interface AdminTarget {
   /** re-reads and applies the config; on an invalid config the old one stays */
   reload(): Promise<{ ok: boolean; error?: string; closedConnections?: number }>;
   ready(): boolean;
+  /** Prometheus text, counters copied at scrape time */
+  metrics(): Promise<string>;
+  readonly metricsContentType: string;
 }
 
 export interface AdminTenantView {
@@ -102,6 +106,12 @@ export class AdminServer {
     const method = req.method ?? 'GET';
     req.resume(); // no endpoint reads a body
     if (method === 'GET' && path === '/healthz') return send(res, 200, { status: 'ok' });
+    if (method === 'GET' && path === '/metrics') {
+      const text = await this.target.metrics();
+      res.writeHead(200, { 'content-type': this.target.metricsContentType, 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+      return;
+    }
     if (method === 'GET' && path === '/readyz') {
       const ok = this.target.ready();
       return send(res, ok ? 200 : 503, { status: ok ? 'ready' : 'not ready' });

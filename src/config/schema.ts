@@ -273,6 +273,36 @@ const limitsSchema = z.strictObject({
   maxPendingReplyBytesPerSession: positiveInt(
     'reply bytes buffered for a slow client before memgate stops reading from it',
   ).default(8 * 1024 * 1024),
+  maxConnections: z
+    .number()
+    .int('must be an integer')
+    .min(0, 'must be 0 (unlimited) or more')
+    .default(10_000)
+    .describe('concurrent client connections in all; past it: ERROR Too many open connections, then close'),
+  maxConnectionsPerAddress: z
+    .number()
+    .int('must be an integer')
+    .min(0, 'must be 0 (unlimited) or more')
+    .default(0)
+    .describe('concurrent client connections from one source address; 0 = unlimited'),
+  idleTimeoutMs: z
+    .number()
+    .int('must be an integer')
+    .min(0, 'must be 0 (never) or more')
+    .default(0)
+    .describe('close a connection with nothing owed that sends nothing for this long, in milliseconds; 0 = never'),
+  requestTimeoutMs: positiveInt(
+    'time allowed to finish sending a request line or a value once started, in milliseconds; past it the connection is closed',
+  ).default(30_000),
+  authTimeoutMs: positiveInt(
+    'time an unidentified connection has to authenticate, in milliseconds; past it the connection is closed',
+  ).default(10_000),
+  memoryHighWatermarkBytes: z
+    .number()
+    .int('must be an integer')
+    .min(0, 'must be 0 (off) or more')
+    .default(0)
+    .describe('resident memory above which memgate stops reading new requests until it falls again; 0 = off'),
 });
 
 const tenantLimitsSchema = z.strictObject({
@@ -282,6 +312,15 @@ const tenantLimitsSchema = z.strictObject({
   connections: positiveInt('concurrent client connections').optional(),
   maxItemBytes: positiveInt('largest value this tenant may store, in bytes (at most limits.maxValueBytes)').optional(),
   maxKeysPerGet: positiveInt('most keys in one multi-get (at most limits.maxKeysPerGet)').optional(),
+  flushesPerMinute: positiveInt('flush_all (rotations) per minute').optional(),
+  statsPerSecond: positiveInt('stats requests per second').optional(),
+  overLimit: z
+    .enum(['reject', 'delay'], 'must be reject or delay')
+    .default('reject')
+    .describe('reject: SERVER_ERROR rate limited; delay: hold the request until the budget allows (up to maxDelayMs)'),
+  maxDelayMs: positiveInt('longest a request is held in delay mode before it is rejected, in milliseconds').default(
+    1000,
+  ),
 });
 
 const passwordHash = (help: string) =>

@@ -18,6 +18,11 @@ export interface TenantLimits {
   readonly connections: number;
   readonly maxItemBytes: number;
   readonly maxKeysPerGet: number;
+  readonly flushesPerMinute: number;
+  readonly statsPerSecond: number;
+  /** over a budget: reject at once, or delay up to maxDelayMs */
+  readonly delayOverLimit: boolean;
+  readonly maxDelayMs: number;
 }
 
 export interface TenantPolicy {
@@ -155,6 +160,10 @@ function compileTenant(name: string, config: TenantConfig, cidrs: readonly Cidr[
       connections: limits.connections ?? 0,
       maxItemBytes: limits.maxItemBytes ?? 0,
       maxKeysPerGet: limits.maxKeysPerGet ?? 0,
+      flushesPerMinute: limits.flushesPerMinute ?? 0,
+      statsPerSecond: limits.statsPerSecond ?? 0,
+      delayOverLimit: limits.overLimit === 'delay',
+      maxDelayMs: limits.maxDelayMs,
     }),
   });
 }

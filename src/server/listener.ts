@@ -7,6 +7,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { Rights } from '../policy/compile.js';
+import { Replies } from '../protocol/text/replies.js';
+import { CONN_REJECT_NAMES, ConnReject } from './conn-limits.js';
 import { ClientSession, type SessionContext } from './session.js';
 import type { TenantRuntime } from './tenants.js';
 
@@ -117,6 +119,22 @@ export class Listener {
     // identity precedence: a verified client certificate, then a password, then listener or network
     const byCert = socket instanceof tls.TLSSocket ? this.identifyCertificate(socket) : null;
     const tenant = byCert ?? this.ctx.tenants.identify(this.spec.tenant, peerAddress);
+    const refused = this.ctx.connections.tryAcquire(tenant?.policy.name ?? null, peerAddress);
+    if (refused !== ConnReject.OK) {
+      this.ctx.processCounters.connectionsRejected++;
+      this.ctx.audit.event(
+        'warn',
+        'connection-refused',
+        tenant?.policy.name ?? '-',
+        { peer: peerAddress, cap: CONN_REJECT_NAMES[refused] },
+        'connection refused: too many open connections',
+      );
+      // memcached's own words when it is over its connection limit
+      socket.on('error', () => undefined);
+      socket.end(Replies.TOO_MANY_CONNECTIONS);
+      return;
+    }
+    this.ctx.processCounters.connectionsAccepted++;
     const log = this.log.child({
       conn: id,
       peer: `${peerAddress}:${socket.remotePort ?? 0}`,

@@ -11,7 +11,13 @@
  * rotation being made durable) and resumes when none is.
  */
 import type net from 'node:net';
-import type { TenantCounters } from '../admin/counters.js';
+import {
+  countOutcome,
+  observeLatencyUs,
+  Outcome,
+  type ProcessCounters,
+  type TenantCounters,
+} from '../admin/counters.js';
 import type { Logger } from 'pino';
 import { Cmd, CommandClass, COMMAND_BY_ID } from '../protocol/text/commands.js';
 import { Replies } from '../protocol/text/replies.js';
@@ -19,7 +25,11 @@ import { Request, ReplyStatus, type ReplyOwner, type RequestSink } from '../prot
 import { RequestParser } from '../protocol/text/request-parser.js';
 import { DENY_REPLY, Disposition, TENANT_DISPOSITION, rightsDenial, statsGroupDenial } from '../policy/command-deny.js';
 import { Rights } from '../policy/compile.js';
+import { Admit, ADMIT_NAMES } from '../policy/rate-limit.js';
+import type { AuditSampler } from './audit.js';
 import type { Authenticator } from './auth.js';
+import type { ConnectionLimiter } from './conn-limits.js';
+import type { MemoryGuard, MemoryRelief } from './memory-guard.js';
 import { checkEnforcedKeys, checkNamespacedKeys } from '../policy/key-prefix.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import { ReplyQueue } from './reply-queue.js';
@@ -31,6 +41,7 @@ export const PauseReason = {
   UPSTREAM_WRITE_BLOCKED: 2,
   IN_FLIGHT_LIMIT: 4,
   LOCAL_WORK: 8,
+  MEMORY_WATERMARK: 16,
 } as const;
 
 export interface SessionLimits {
@@ -39,6 +50,10 @@ export interface SessionLimits {
   readonly maxKeysPerGet: number;
   readonly maxInFlightPerSession: number;
   readonly maxPendingReplyBytesPerSession: number;
+  /** 0 = never */
+  readonly idleTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly authTimeoutMs: number;
 }
 
 export interface SessionAuthSettings {
@@ -58,6 +73,10 @@ export interface SessionContext {
   readonly logger: Logger;
   readonly limits: SessionLimits;
   readonly version: string;
+  readonly connections: ConnectionLimiter;
+  readonly memory: MemoryGuard;
+  readonly audit: AuditSampler;
+  readonly processCounters: ProcessCounters;
   /**
    * A tenant's flush_all: rotate its generation now (delaySec 0) or schedule it.
    * Resolves once the change is durable.
@@ -68,7 +87,7 @@ export interface SessionContext {
 
 const WHITESPACE = 0x20;
 
-export class ClientSession implements RequestSink, ReplyOwner {
+export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
   readonly id: number;
   readonly socket: net.Socket;
   readonly peer: string;
@@ -92,6 +111,12 @@ export class ClientSession implements RequestSink, ReplyOwner {
   private held: Request[] | null;
   private readonly flushBound: () => void;
   private readonly upstreamDrainBound: () => void;
+  /** monotonic ms, read once per chunk */
+  private nowMs: number;
+  /** the tenant this connection was counted against in the connection limiter */
+  private limiterTenant: string | null;
+  /** closes an unidentified connection that does not authenticate in time */
+  private authTimer: NodeJS.Timeout | null;
 
   constructor(id: number, socket: net.Socket, ctx: SessionContext, tenant: TenantRuntime | null, log: Logger) {
     this.id = id;
@@ -116,10 +141,21 @@ export class ClientSession implements RequestSink, ReplyOwner {
     this.held = null;
     this.flushBound = () => this.flush();
     this.upstreamDrainBound = () => this.clearPause(PauseReason.UPSTREAM_WRITE_BLOCKED);
+    this.nowMs = performance.now();
+    this.limiterTenant = tenant?.policy.name ?? null;
+    this.authTimer = null;
     if (tenant !== null) {
       tenant.counters.currConnections++;
       tenant.counters.totalConnections++;
+      this.applyTenantLimits(tenant);
+    } else {
+      this.authTimer = setTimeout(() => this.onAuthTimeout(), ctx.limits.authTimeoutMs);
+      this.authTimer.unref();
     }
+    // one timer per connection (not per request): idle connections and stalled requests
+    const idle = ctx.limits.idleTimeoutMs;
+    socket.setTimeout(idle > 0 ? Math.min(idle, ctx.limits.requestTimeoutMs) : ctx.limits.requestTimeoutMs);
+    socket.on('timeout', () => this.onSocketTimeout());
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => {
       this.clearPause(PauseReason.CLIENT_WRITE_BLOCKED);
@@ -134,7 +170,12 @@ export class ClientSession implements RequestSink, ReplyOwner {
   private onData(chunk: Buffer): void {
     if (this.tenant !== null) this.tenant.counters.bytesRead += chunk.length;
     if (this.ending) return;
+    this.nowMs = performance.now();
     this.parser.feed(chunk);
+    if (this.ctx.memory.overloaded && !this.closed) {
+      this.setPause(PauseReason.MEMORY_WATERMARK);
+      this.ctx.memory.wait(this);
+    }
     this.flush();
     if (!this.closed && this.pool.isBlocked(this.slot)) {
       this.setPause(PauseReason.UPSTREAM_WRITE_BLOCKED);
@@ -191,6 +232,7 @@ export class ClientSession implements RequestSink, ReplyOwner {
       }
     }
     const p = t.policy;
+    if (!t.budgets.isUnlimited && this.overBudget(t, req)) return;
     if (p.admin) {
       req.ns = null;
       this.forward(req);
@@ -218,6 +260,55 @@ export class ClientSession implements RequestSink, ReplyOwner {
       this.noteDenial(req, 'command not allowed');
       this.complete(req, DENY_REPLY[cmd] ?? Replies.ERROR, ReplyStatus.ERROR);
     }
+  }
+
+  /**
+   * Charges the tenant's budgets: one op per key (at least one), value bytes
+   * for storage. Over budget, the request is answered `SERVER_ERROR rate
+   * limited` in its place, or in delay mode held (with everything after it)
+   * until the budget allows, up to maxDelayMs. Returns true when the request
+   * was taken care of here.
+   */
+  private overBudget(t: TenantRuntime, req: Request): boolean {
+    const spec = COMMAND_BY_ID[req.cmd];
+    if (spec === undefined) return false;
+    const keys = req.keys.length >> 1;
+    const ops = keys > 0 ? keys : 1;
+    const bytes = spec.hasValue ? req.bytes : 0;
+    const verdict = t.budgets.admit(this.nowMs, spec.klass, ops, bytes);
+    if (verdict === Admit.OK) return false;
+    if (t.policy.limits.delayOverLimit) {
+      const wait = t.budgets.delayMsFor(this.nowMs, spec.klass, ops, bytes);
+      if (wait <= t.policy.limits.maxDelayMs) {
+        this.held = [];
+        this.setPause(PauseReason.LOCAL_WORK);
+        setTimeout(() => this.afterDelay(req), wait + 1);
+        return true;
+      }
+    }
+    t.counters.rateLimited++;
+    countOutcome(t.counters, req.cmd, Outcome.RATE_LIMITED);
+    this.ctx.audit.event(
+      'info',
+      'rate-limited',
+      t.policy.name,
+      { peer: this.peer, budget: ADMIT_NAMES[verdict] },
+      'request over the rate limit',
+    );
+    this.complete(req, Replies.RATE_LIMITED, ReplyStatus.ERROR);
+    return true;
+  }
+
+  /** Delay mode: the held request's wait is over; run it (it is charged again) and the ones held after it. */
+  private afterDelay(req: Request): void {
+    if (this.closed) return;
+    const held = this.held;
+    this.held = null;
+    this.clearPause(PauseReason.LOCAL_WORK);
+    this.nowMs = performance.now();
+    this.dispatch(req);
+    if (held !== null) for (const r of held) this.dispatchOrHold(r);
+    this.flush();
   }
 
   private forward(req: Request): void {
@@ -329,8 +420,13 @@ export class ClientSession implements RequestSink, ReplyOwner {
         if (result.ok) {
           const t = this.ctx.tenants.get(result.tenant);
           if (t !== undefined && !t.removed) {
-            this.identifyAs(t, result.rights);
-            this.afterLocalWork(req, Replies.STORED, ReplyStatus.STORED);
+            if (this.identifyAs(t, result.rights)) {
+              this.afterLocalWork(req, Replies.STORED, ReplyStatus.STORED);
+            } else {
+              // memcached's words when it refuses a connection
+              this.ending = true;
+              this.afterLocalWork(req, Replies.TOO_MANY_CONNECTIONS, ReplyStatus.ERROR);
+            }
             return;
           }
         }
@@ -349,19 +445,65 @@ export class ClientSession implements RequestSink, ReplyOwner {
   }
 
   /** The connection is now `t`'s, with `rights` (authentication, TLS certificate). */
-  identifyAs(t: TenantRuntime, rights: Rights): void {
+  identifyAs(t: TenantRuntime, rights: Rights): boolean {
+    if (this.ctx.connections.tryAttachTenant(t.policy.name) !== 0) return false;
+    this.limiterTenant = t.policy.name;
     this.tenant = t;
     this.rights = rights;
     t.counters.currConnections++;
     t.counters.totalConnections++;
+    this.applyTenantLimits(t);
+    if (this.authTimer !== null) clearTimeout(this.authTimer);
+    this.authTimer = null;
+    return true;
+  }
+
+  /** A tenant's smaller item limit makes the parser swallow larger values without buffering them. */
+  private applyTenantLimits(t: TenantRuntime): void {
+    const item = t.policy.limits.maxItemBytes;
+    this.parser.setMaxValueBytes(
+      item > 0 ? Math.min(item, this.ctx.limits.maxValueBytes) : this.ctx.limits.maxValueBytes,
+    );
+  }
+
+  private onAuthTimeout(): void {
+    this.authTimer = null;
+    if (this.tenant !== null || this.closed) return;
+    this.log.info({ audit: 'auth-timeout', peer: this.peer }, 'closing a connection that did not authenticate in time');
+    this.socket.destroy();
+  }
+
+  /**
+   * No bytes for a while: close a stalled request (a line or a value that
+   * started and did not finish within requestTimeoutMs), or an idle
+   * connection past idleTimeoutMs with nothing owed to it.
+   */
+  private onSocketTimeout(): void {
+    if (this.closed) return;
+    if (this.parser.isMidRequest) {
+      this.log.info({ peer: this.peer }, 'closing a connection whose request stalled');
+      this.socket.destroy();
+      return;
+    }
+    const idle = this.ctx.limits.idleTimeoutMs;
+    if (idle > 0 && this.queue.length === 0 && this.held === null) {
+      this.log.debug({ peer: this.peer }, 'closing an idle connection');
+      if (this.tenant !== null) this.tenant.counters.idleKicks++;
+      this.socket.destroy();
+    }
+  }
+
+  onMemoryRelief(): void {
+    this.clearPause(PauseReason.MEMORY_WATERMARK);
   }
 
   private noteDenial(req: Request, reason: string): void {
     const t = this.tenant;
-    if (t !== null) t.counters.denied++;
-    if (this.log.isLevelEnabled('info')) {
-      this.log.info({ audit: 'denied', command: COMMAND_BY_ID[req.cmd]?.name ?? 'unknown', reason }, 'request denied');
-    }
+    if (t === null) return;
+    t.counters.denied++;
+    countOutcome(t.counters, req.cmd, Outcome.DENIED);
+    const command = COMMAND_BY_ID[req.cmd]?.name ?? 'unknown';
+    this.ctx.audit.event('info', 'denied', t.policy.name, { peer: this.peer, command, reason }, 'request denied');
   }
 
   private complete(req: Request, reply: Buffer | null, status: ReplyStatus): void {
@@ -385,6 +527,7 @@ export class ClientSession implements RequestSink, ReplyOwner {
     if (this.closed) return;
     const socket = this.socket;
     const counters = this.tenant?.counters;
+    const nowMs = performance.now();
     let wrote = false;
     let req = this.queue.peek();
     while (req !== undefined && req.done) {
@@ -392,7 +535,7 @@ export class ClientSession implements RequestSink, ReplyOwner {
         socket.cork();
         wrote = true;
       }
-      if (counters !== undefined) account(counters, req);
+      if (counters !== undefined) account(counters, req, nowMs);
       const reply = req.reply;
       if (reply !== null && !isHidden(req)) {
         for (let i = 0; i < reply.length; i++) {
@@ -472,6 +615,9 @@ export class ClientSession implements RequestSink, ReplyOwner {
     if (this.closed) return;
     this.closed = true;
     this.queue.clear();
+    if (this.authTimer !== null) clearTimeout(this.authTimer);
+    this.ctx.memory.forget(this);
+    this.ctx.connections.release(this.limiterTenant, this.socket.remoteAddress ?? '');
     if (this.tenant !== null) this.tenant.counters.currConnections--;
     this.ctx.onSessionClosed(this);
   }
@@ -479,6 +625,20 @@ export class ClientSession implements RequestSink, ReplyOwner {
   get isIdle(): boolean {
     return this.queue.length === 0;
   }
+}
+
+const CLIENT_ERROR_PREFIX = Buffer.from('CLIENT_ERROR ', 'latin1');
+const NOT_ALLOWED_SUFFIX = Buffer.from(' not allowed\r\n', 'latin1');
+
+/** The reply is one of memgate's denials (counted as DENIED when it was decided). */
+function isDenial(b: Buffer | undefined): boolean {
+  if (b === undefined) return false;
+  if (b === Replies.ACCESS_DENIED) return true;
+  return (
+    b.length > CLIENT_ERROR_PREFIX.length + NOT_ALLOWED_SUFFIX.length &&
+    b.compare(CLIENT_ERROR_PREFIX, 0, CLIENT_ERROR_PREFIX.length, 0, CLIENT_ERROR_PREFIX.length) === 0 &&
+    b.compare(NOT_ALLOWED_SUFFIX, 0, NOT_ALLOWED_SUFFIX.length, b.length - NOT_ALLOWED_SUFFIX.length) === 0
+  );
 }
 
 /** noreply hides everything but errors; meta q hides EN on mg and HD on ms, md, ma. */
@@ -490,10 +650,19 @@ function isHidden(req: Request): boolean {
 }
 
 /** Tenant stats from a completed request, in memcached's terms. */
-function account(c: TenantCounters, req: Request): void {
+function account(c: TenantCounters, req: Request, nowMs: number): void {
   const spec = COMMAND_BY_ID[req.cmd];
-  if (spec === undefined || req.status === ReplyStatus.ERROR) return;
+  if (spec === undefined) return;
   const s = req.status;
+  if (req.sentAtMs > 0) observeLatencyUs(c, spec.klass, (nowMs - req.sentAtMs) * 1000);
+  // denials and rate limits were counted where they were decided
+  if (s === ReplyStatus.ERROR) {
+    if (req.reply !== null && req.reply[0] !== Replies.RATE_LIMITED && !isDenial(req.reply[0])) {
+      countOutcome(c, req.cmd, Outcome.ERROR);
+    }
+    return;
+  }
+  countOutcome(c, req.cmd, s === ReplyStatus.MISS || s === ReplyStatus.NOT_FOUND ? Outcome.MISS : Outcome.OK);
   switch (spec.klass) {
     case CommandClass.READ: {
       if (req.cmd === Cmd.ME) return;

@@ -7,7 +7,34 @@
  * request was sent with.
  */
 import { TenantCounters } from '../admin/counters.js';
-import type { CompiledPolicy, TenantPolicy } from '../policy/compile.js';
+import type { CompiledPolicy, TenantLimits, TenantPolicy } from '../policy/compile.js';
+import { budgetParametersFromLimits, TenantBudgets, type BudgetParameters } from '../policy/rate-limit.js';
+import { CommandClass } from '../protocol/text/commands.js';
+
+/** The global bounds budgets are sized against. */
+export interface GlobalLimits {
+  readonly maxKeysPerGet: number;
+  readonly maxValueBytes: number;
+}
+
+const orUndefined = (n: number): number | undefined => (n > 0 ? n : undefined);
+
+function budgetParameters(l: TenantLimits, global: GlobalLimits): BudgetParameters {
+  return budgetParametersFromLimits(
+    {
+      opsPerSecond: orUndefined(l.opsPerSecond),
+      burst: orUndefined(l.burst),
+      bytesPerSecond: orUndefined(l.bytesPerSecond),
+      maxItemBytes: orUndefined(l.maxItemBytes),
+      maxKeysPerGet: orUndefined(l.maxKeysPerGet),
+    },
+    global,
+    {
+      flushesPerMinute: l.flushesPerMinute,
+      perClassPerSecond: l.statsPerSecond > 0 ? { [CommandClass.STATS]: l.statsPerSecond } : {},
+    },
+  );
+}
 import type { StateStore } from '../state/store.js';
 
 export class TenantRuntime {
@@ -15,15 +42,23 @@ export class TenantRuntime {
   /** namespace bytes prepended to keys, null when keys pass unchanged (enforce mode, admin) */
   ns: Buffer | null;
   readonly counters: TenantCounters;
+  /** rate budgets; kept (levels and all) across a reload, reconfigured in place */
+  readonly budgets: TenantBudgets;
   /** true once the tenant was removed from the config */
   removed: boolean;
 
-  constructor(policy: TenantPolicy, generation: string) {
+  constructor(policy: TenantPolicy, generation: string, global: GlobalLimits) {
     this.policy = policy;
     this.ns = null;
     this.counters = new TenantCounters();
+    this.budgets = new TenantBudgets(budgetParameters(policy.limits, global));
     this.removed = false;
     this.setGeneration(generation);
+  }
+
+  setPolicy(policy: TenantPolicy, global: GlobalLimits): void {
+    this.policy = policy;
+    this.budgets.reconfigure(budgetParameters(policy.limits, global));
   }
 
   setGeneration(generation: string): void {
@@ -37,10 +72,12 @@ export class TenantRegistry {
   policy: CompiledPolicy;
   private readonly store: StateStore;
 
-  constructor(policy: CompiledPolicy, store: StateStore) {
+  constructor(policy: CompiledPolicy, store: StateStore, global: GlobalLimits) {
     this.policy = policy;
     this.store = store;
-    for (const [name, p] of policy.tenants) this.byName.set(name, new TenantRuntime(p, store.generation(name)));
+    for (const [name, p] of policy.tenants) {
+      this.byName.set(name, new TenantRuntime(p, store.generation(name), global));
+    }
     store.onChange((tenant, state) => {
       this.byName.get(tenant)?.setGeneration(state.generation);
     });
@@ -61,19 +98,19 @@ export class TenantRegistry {
   }
 
   /** Swaps in a reloaded policy: kept tenants get the new policy, new ones a runtime, removed ones are marked. */
-  replacePolicy(policy: CompiledPolicy): void {
+  replacePolicy(policy: CompiledPolicy, global: GlobalLimits): void {
     this.policy = policy;
     for (const [name, rt] of this.byName) {
       const p = policy.tenants.get(name);
       if (p === undefined) rt.removed = true;
       else {
-        rt.policy = p;
+        rt.setPolicy(p, global);
         rt.removed = false;
         rt.setGeneration(this.store.generation(name));
       }
     }
     for (const [name, p] of policy.tenants) {
-      if (!this.byName.has(name)) this.byName.set(name, new TenantRuntime(p, this.store.generation(name)));
+      if (!this.byName.has(name)) this.byName.set(name, new TenantRuntime(p, this.store.generation(name), global));
     }
   }
 }

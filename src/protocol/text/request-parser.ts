@@ -166,7 +166,7 @@ const SMALL_COPY_BYTES = 32;
 export class RequestParser {
   private readonly sink: RequestSink;
   private readonly maxLineBytes: number;
-  private readonly maxValueBytes: number;
+  private maxValueBytes: number;
   private state: State;
   /** bumped by reset(), so a reset from inside the sink stops the current feed() */
   private generation: number;
@@ -202,6 +202,22 @@ export class RequestParser {
   }
 
   /** True after onFatal: further feed() calls are ignored (until reset()). */
+  /**
+   * True while a request has started but is not complete (a partial line, or
+   * a data block still arriving): the session's request deadline applies.
+   */
+  get isMidRequest(): boolean {
+    return this.state === State.VALUE || this.state === State.VALUE_END || this.partialLen > 0;
+  }
+
+  /**
+   * Lowers (or restores) the largest value accepted, for a tenant with a
+   * smaller item limit: a larger value is swallowed without being buffered.
+   */
+  setMaxValueBytes(n: number): void {
+    this.maxValueBytes = n;
+  }
+
   get isClosed(): boolean {
     return this.state === State.CLOSED;
   }
