@@ -82,7 +82,8 @@ export class Listener {
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
       this.server.once('error', onError);
-      this.server.listen(this.spec.port, this.spec.host, () => {
+      // a deep accept queue: a burst of connections must not be dropped by the kernel
+      this.server.listen({ port: this.spec.port, host: this.spec.host, backlog: 4096 }, () => {
         this.server.off('error', onError);
         resolve();
       });

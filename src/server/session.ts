@@ -86,6 +86,10 @@ export interface SessionContext {
 }
 
 const WHITESPACE = 0x20;
+/** Most requests one session has upstream at once (replies of unknown size are buffered as they arrive). */
+const MAX_FORWARD_WINDOW = 256;
+/** ...and before the first reply has told how large replies are. */
+const FIRST_FORWARD_WINDOW = 32;
 
 export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
   readonly id: number;
@@ -111,6 +115,14 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
   private held: Request[] | null;
   private readonly flushBound: () => void;
   private readonly upstreamDrainBound: () => void;
+  /** requests sent upstream and not answered yet */
+  private forwarded: number;
+  /** requests parsed and due upstream, waiting for the forward window */
+  private readonly waiting: (Request | undefined)[];
+  private waitingHead: number;
+  private pumping: boolean;
+  /** bytes of the largest reply this session has had: sizes the forward window */
+  private largestReplyBytes: number;
   /** monotonic ms, read once per chunk */
   private nowMs: number;
   /** the tenant this connection was counted against in the connection limiter */
@@ -141,6 +153,11 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     this.held = null;
     this.flushBound = () => this.flush();
     this.upstreamDrainBound = () => this.clearPause(PauseReason.UPSTREAM_WRITE_BLOCKED);
+    this.forwarded = 0;
+    this.waiting = [];
+    this.waitingHead = 0;
+    this.pumping = false;
+    this.largestReplyBytes = 0;
     this.nowMs = performance.now();
     this.limiterTenant = tenant?.policy.name ?? null;
     this.authTimer = null;
@@ -160,6 +177,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     socket.on('drain', () => {
       this.clearPause(PauseReason.CLIENT_WRITE_BLOCKED);
       this.flush();
+      this.pumpWaiting();
     });
     socket.on('error', (err) => this.log.debug({ err }, 'client socket error'));
     socket.on('close', () => this.onClose());
@@ -311,8 +329,52 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     this.flush();
   }
 
+  /**
+   * Sends `req` upstream, or queues it behind earlier waiting ones. Replies
+   * are buffered for the client as they come back, so what may be in flight
+   * is bounded by reply bytes, not just by count:
+   *
+   *   window = maxPendingReplyBytes / largest reply seen (1 .. MAX_FORWARD_WINDOW;
+   *            FIRST_FORWARD_WINDOW until a reply has been seen)
+   *
+   * and nothing is forwarded while the client's unread replies exceed
+   * maxPendingReplyBytes. A slow reader of large values then holds a few
+   * megabytes, not its whole pipeline's worth.
+   */
   private forward(req: Request): void {
+    if (this.waitingHead < this.waiting.length || !this.mayForward()) {
+      this.waiting.push(req);
+      return;
+    }
+    this.forwarded++;
     this.pool.send(this.slot, req);
+  }
+
+  private mayForward(): boolean {
+    const bound = this.ctx.limits.maxPendingReplyBytesPerSession;
+    if (this.socket.writableLength >= bound) return false;
+    const largest = this.largestReplyBytes;
+    const window =
+      largest > 0 ? Math.max(1, Math.min(MAX_FORWARD_WINDOW, Math.floor(bound / largest))) : FIRST_FORWARD_WINDOW;
+    return this.forwarded < window;
+  }
+
+  /** Forwards waiting requests, in order, while the window allows. */
+  private pumpWaiting(): void {
+    if (this.pumping || this.closed) return;
+    this.pumping = true;
+    while (this.waitingHead < this.waiting.length && this.mayForward()) {
+      const r = this.waiting[this.waitingHead];
+      this.waiting[this.waitingHead++] = undefined;
+      if (r === undefined) continue;
+      this.forwarded++;
+      this.pool.send(this.slot, r);
+    }
+    if (this.waitingHead === this.waiting.length) {
+      this.waiting.length = 0;
+      this.waitingHead = 0;
+    }
+    this.pumping = false;
   }
 
   private answerLocally(t: TenantRuntime, req: Request): void {
@@ -515,6 +577,11 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
   // ---- output ----
 
   onReply(req: Request): void {
+    this.forwarded--;
+    let bytes = 0;
+    const reply = req.reply;
+    if (reply !== null) for (let i = 0; i < reply.length; i++) bytes += reply[i]?.length ?? 0;
+    if (bytes > this.largestReplyBytes) this.largestReplyBytes = bytes;
     if (this.closed || this.flushScheduled) return;
     if (this.queue.peek() !== req) return; // an earlier slot is still empty: nothing to write yet
     this.flushScheduled = true;
@@ -551,6 +618,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
       req = this.queue.peek();
     }
     if (wrote) socket.uncork();
+    if (this.waitingHead < this.waiting.length) this.pumpWaiting();
     if (this.ending && this.queue.length === 0) {
       this.closeGracefully();
       return;
