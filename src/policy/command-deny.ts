@@ -35,6 +35,7 @@ export const TENANT_DISPOSITION: Uint8Array = (() => {
   d[Cmd.VERBOSITY] = Disposition.LOCAL;
   d[Cmd.QUIT] = Disposition.LOCAL;
   d[Cmd.FLUSH_ALL] = Disposition.LOCAL;
+  for (const c of COMMANDS) if (c.binaryOnly) d[c.id] = Disposition.LOCAL;
   return d;
 })();
 

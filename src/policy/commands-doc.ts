@@ -45,6 +45,14 @@ function tenantBehaviour(id: number, name: string): string {
       return '`OK`, never forwarded';
     case Cmd.QUIT:
       return 'closes the connection after earlier replies';
+    case Cmd.BIN_NOOP:
+      return 'answered by memgate, after every earlier reply';
+    case Cmd.SASL_LIST_MECHS:
+      return '`PLAIN`';
+    case Cmd.SASL_AUTH:
+      return 'PLAIN authentication against the configured credentials';
+    case Cmd.SASL_STEP:
+      return '`Auth failure` (PLAIN takes one step)';
   }
   const d = TENANT_DISPOSITION[id];
   if (d === Disposition.DENY) return `\`CLIENT_ERROR ${name} not allowed\``;
@@ -62,9 +70,33 @@ export function renderCommandsDoc(): string {
     '|---|---|---|---|',
   ];
   for (const c of COMMANDS) {
+    if (c.binaryOnly) continue;
     lines.push(
       `| \`${c.name}\` | ${SYNTAX_TEXT[c.syntax] ?? ''} | ${REPLY_TEXT[c.reply] ?? ''} | ${tenantBehaviour(c.id, c.name)} |`,
     );
+  }
+  lines.push(
+    '',
+    '## Binary protocol',
+    '',
+    'Detected by the first byte of a connection (0x80), as memcached does. Every binary command is translated to',
+    'the same request as its text or meta equivalent, so keys, policy and limits are the same; quiet variants',
+    'send errors only (GETQ/GETKQ also send hits).',
+    '',
+    '| binary opcode | becomes | for a tenant |',
+    '|---|---|---|',
+    '| GET, GETQ, GETK, GETKQ | `mg <key> v f c [k]` | as `mg` |',
+    '| GAT, GATQ, TOUCH | `mg <key> [v] f c T<exptime>` | as `mg` |',
+    '| SET, ADD, REPLACE (+Q) | `ms <key> <len> F T c [ME/MR] [C]` | as `ms` |',
+    '| APPEND, PREPEND (+Q) | `ms <key> <len> MA/MP c [C]` | as `ms` |',
+    '| DELETE (+Q) | `md <key> [C]` | as `md` |',
+    '| INCREMENT, DECREMENT (+Q) | `ma <key> D M v c [N J]` | as `ma` |',
+    '| FLUSH (+Q) | `flush_all [delay]` | as `flush_all` |',
+    '| STAT | `stats [group]` | as `stats` |',
+    '| VERSION, QUIT (+Q) | `version`, `quit` | as the text command |',
+  );
+  for (const c of COMMANDS) {
+    if (c.binaryOnly) lines.push(`| ${c.name.toUpperCase()} | — | ${tenantBehaviour(c.id, c.name)} |`);
   }
   lines.push('');
   return lines.join('\n');

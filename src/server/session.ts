@@ -23,6 +23,9 @@ import { Cmd, CommandClass, COMMAND_BY_ID } from '../protocol/text/commands.js';
 import { Replies } from '../protocol/text/replies.js';
 import { Request, ReplyStatus, type ReplyOwner, type RequestSink } from '../protocol/text/request.js';
 import { RequestParser } from '../protocol/text/request-parser.js';
+import { BinaryRequestParser } from '../protocol/binary/parser.js';
+import { encodeBinaryReply, binaryNoop, binarySaslMechanisms } from '../protocol/binary/reply.js';
+import { isPlainMechanism, parseSaslPlain } from '../protocol/binary/sasl.js';
 import { DENY_REPLY, Disposition, TENANT_DISPOSITION, rightsDenial, statsGroupDenial } from '../policy/command-deny.js';
 import { Rights } from '../policy/compile.js';
 import { Admit, ADMIT_NAMES } from '../policy/rate-limit.js';
@@ -86,6 +89,7 @@ export interface SessionContext {
 }
 
 const WHITESPACE = 0x20;
+const BINARY_REQUEST_MAGIC = 0x80;
 /** Most requests one session has upstream at once (replies of unknown size are buffered as they arrive). */
 const MAX_FORWARD_WINDOW = 256;
 /** ...and before the first reply has told how large replies are. */
@@ -101,7 +105,9 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
   private authFailures: number;
   private readonly ctx: SessionContext;
   private readonly log: Logger;
-  private readonly parser: RequestParser;
+  /** the text parser, or the binary one once the first byte said so (0x80, as memcached decides) */
+  private parser: RequestParser | BinaryRequestParser;
+  private protocolKnown: boolean;
   private readonly queue: ReplyQueue;
   /** the upstream pool this session's requests go to; kept across a reload so its requests stay in order */
   readonly pool: UpstreamPool;
@@ -139,6 +145,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     this.tenant = tenant;
     this.rights = Rights.READ_WRITE;
     this.authFailures = 0;
+    this.protocolKnown = false;
     this.parser = new RequestParser(this, {
       maxLineBytes: ctx.limits.maxLineBytes,
       maxValueBytes: ctx.limits.maxValueBytes,
@@ -189,6 +196,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     if (this.tenant !== null) this.tenant.counters.bytesRead += chunk.length;
     if (this.ending) return;
     this.nowMs = performance.now();
+    if (!this.protocolKnown) this.chooseProtocol(chunk);
     this.parser.feed(chunk);
     if (this.ctx.memory.overloaded && !this.closed) {
       this.setPause(PauseReason.MEMORY_WATERMARK);
@@ -199,6 +207,16 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
       this.setPause(PauseReason.UPSTREAM_WRITE_BLOCKED);
       this.pool.onDrain(this.slot, this.upstreamDrainBound);
     }
+  }
+
+  private chooseProtocol(chunk: Buffer): void {
+    this.protocolKnown = true;
+    if (chunk[0] !== BINARY_REQUEST_MAGIC) return;
+    const limits = this.ctx.limits;
+    const item = this.tenant?.policy.limits.maxItemBytes ?? 0;
+    this.parser = new BinaryRequestParser(this, {
+      maxValueBytes: item > 0 ? Math.min(item, limits.maxValueBytes) : limits.maxValueBytes,
+    });
   }
 
   onRequest(req: Request): void {
@@ -220,10 +238,11 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
   private dispatch(req: Request): void {
     const t = this.tenant;
     if (t === null) {
-      if (req.cmd === Cmd.SET && req.error === null) {
+      if (req.cmd === Cmd.SET && req.error === null && req.binary === null) {
         this.authenticate(req);
         return;
       }
+      if (req.binary !== null && req.error === null && this.answerSasl(req)) return;
       // memcached closes a connection that sends anything before authenticating
       this.ending = true;
       this.complete(req, Replies.UNAUTHENTICATED, ReplyStatus.ERROR);
@@ -236,6 +255,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     }
     const cmd = req.cmd;
     t.counters.byCommand[cmd] = (t.counters.byCommand[cmd] ?? 0) + 1;
+    if (req.binary !== null && this.answerBinaryOnly(req)) return;
     if (cmd === Cmd.QUIT) {
       this.ending = true;
       this.complete(req, null, ReplyStatus.NONE);
@@ -473,6 +493,62 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
       user = token;
       password = Buffer.alloc(0);
     }
+    this.checkCredentials(req, user, password);
+  }
+
+  /**
+   * Binary SASL before authentication: LIST_MECHS answers PLAIN, AUTH with
+   * PLAIN checks the credentials like ASCII auth does. Returns false for any
+   * other command (the caller refuses it).
+   */
+  private answerSasl(req: Request): boolean {
+    switch (req.cmd) {
+      case Cmd.SASL_LIST_MECHS:
+        this.complete(req, binarySaslMechanisms(req), ReplyStatus.OK);
+        return true;
+      case Cmd.SASL_AUTH: {
+        const plain =
+          req.keys.length >= 2 && isPlainMechanism(req.line, req.keys[0] ?? 0, req.keys[1] ?? 0)
+            ? parseSaslPlain(req.value)
+            : null;
+        if (plain === null) {
+          this.authFailures++;
+          if (this.authFailures >= this.ctx.auth.maxFailuresPerConnection) this.ending = true;
+          this.complete(req, Replies.AUTH_FAILURE, ReplyStatus.ERROR);
+        } else {
+          this.checkCredentials(req, plain.user, plain.password);
+        }
+        return true;
+      }
+      case Cmd.SASL_STEP:
+        this.complete(req, Replies.AUTH_FAILURE, ReplyStatus.ERROR);
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  /** Binary commands memgate answers itself once the connection has a tenant. */
+  private answerBinaryOnly(req: Request): boolean {
+    switch (req.cmd) {
+      case Cmd.BIN_NOOP:
+        this.complete(req, binaryNoop(req), ReplyStatus.OK);
+        return true;
+      case Cmd.SASL_LIST_MECHS:
+      case Cmd.SASL_AUTH:
+      case Cmd.SASL_STEP:
+        // already identified (by certificate, listener or network, or an earlier AUTH)
+        if (req.cmd === Cmd.SASL_LIST_MECHS) this.complete(req, binarySaslMechanisms(req), ReplyStatus.OK);
+        else this.complete(req, Replies.AUTH_FAILURE, ReplyStatus.ERROR);
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  /** Verifies a user name and password (ASCII auth, SASL PLAIN); requests after it wait. */
+  private checkCredentials(req: Request, user: Buffer, password: Buffer): void {
+    const settings = this.ctx.auth;
     this.held = [];
     this.setPause(PauseReason.LOCAL_WORK);
     const addr = this.socket.remoteAddress ?? '';
@@ -522,6 +598,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
 
   /** A tenant's smaller item limit makes the parser swallow larger values without buffering them. */
   private applyTenantLimits(t: TenantRuntime): void {
+    if (!(this.parser instanceof RequestParser)) return; // the binary parser is made with the tenant's limit
     const item = t.policy.limits.maxItemBytes;
     this.parser.setMaxValueBytes(
       item > 0 ? Math.min(item, this.ctx.limits.maxValueBytes) : this.ctx.limits.maxValueBytes,
@@ -542,7 +619,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
    */
   private onSocketTimeout(): void {
     if (this.closed) return;
-    if (this.parser.isMidRequest) {
+    if (this.parser instanceof RequestParser && this.parser.isMidRequest) {
       this.log.info({ peer: this.peer }, 'closing a connection whose request stalled');
       this.socket.destroy();
       return;
@@ -603,8 +680,8 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
         wrote = true;
       }
       if (counters !== undefined) account(counters, req, nowMs);
-      const reply = req.reply;
-      if (reply !== null && !isHidden(req)) {
+      const reply = req.binary !== null ? encodeBinaryReply(req) : isHidden(req) ? null : req.reply;
+      if (reply !== null) {
         for (let i = 0; i < reply.length; i++) {
           const b = reply[i];
           if (b === undefined) continue;

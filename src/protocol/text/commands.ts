@@ -112,11 +112,17 @@ export const Cmd = {
   MISBEHAVE: 32,
   DEBUGTIME: 33,
   EXTSTORE: 34,
+  // Binary-protocol-only commands: made by the binary parser, never read from
+  // a text line (lookupCommand does not know them), never forwarded.
+  BIN_NOOP: 35,
+  SASL_LIST_MECHS: 36,
+  SASL_AUTH: 37,
+  SASL_STEP: 38,
 } as const;
 export type Cmd = (typeof Cmd)[keyof typeof Cmd];
 
 /** Number of command ids (ids are 1..COMMAND_COUNT-1; 0 is "none"). */
-export const COMMAND_COUNT = 35;
+export const COMMAND_COUNT = 39;
 
 export interface CommandSpec {
   readonly id: Cmd;
@@ -128,11 +134,21 @@ export interface CommandSpec {
   readonly klass: CommandClass;
   /** true when the command carries a data block after its line */
   readonly hasValue: boolean;
+  /** true for binary-protocol-only commands, which no text line can name */
+  readonly binaryOnly: boolean;
 }
 
-function spec(id: Cmd, name: string, syntax: Syntax, reply: ReplyShape, klass: CommandClass): CommandSpec {
+function spec(
+  id: Cmd,
+  name: string,
+  syntax: Syntax,
+  reply: ReplyShape,
+  klass: CommandClass,
+  binaryOnly = false,
+): CommandSpec {
   const hasValue = syntax === Syntax.STORE || syntax === Syntax.CAS || syntax === Syntax.META_SET;
-  return Object.freeze({ id, name, nameBytes: Buffer.from(name, 'latin1'), syntax, reply, klass, hasValue });
+  const nameBytes = Buffer.from(name, 'latin1');
+  return Object.freeze({ id, name, nameBytes, syntax, reply, klass, hasValue, binaryOnly });
 }
 
 const S = Syntax;
@@ -174,6 +190,11 @@ export const COMMANDS: readonly CommandSpec[] = Object.freeze([
   spec(Cmd.MISBEHAVE, 'misbehave', S.ADMIN_LINE, R.LINE, C.ADMIN),
   spec(Cmd.DEBUGTIME, 'debugtime', S.ADMIN_LINE, R.LINE, C.ADMIN),
   spec(Cmd.EXTSTORE, 'extstore', S.ADMIN_LINE, R.LINE, C.ADMIN),
+  // binary protocol only (src/protocol/binary/parser.ts); answered by memgate
+  spec(Cmd.BIN_NOOP, 'noop', S.NO_ARGS, R.NONE, C.INFO, true),
+  spec(Cmd.SASL_LIST_MECHS, 'sasl_list_mechs', S.NO_ARGS, R.NONE, C.INFO, true),
+  spec(Cmd.SASL_AUTH, 'sasl_auth', S.NO_ARGS, R.NONE, C.INFO, true),
+  spec(Cmd.SASL_STEP, 'sasl_step', S.NO_ARGS, R.NONE, C.INFO, true),
 ]);
 
 /** Spec by id; index 0 is unused. */
@@ -184,14 +205,16 @@ export const COMMAND_BY_ID: readonly (CommandSpec | undefined)[] = (() => {
 })();
 
 /**
- * Commands grouped by name length, so recognition compares a handful of
- * candidates byte by byte instead of building a string.
+ * Text commands grouped by name length, so recognition compares a handful of
+ * candidates byte by byte instead of building a string. Binary-only commands
+ * are left out: `noop` typed as a text line is an unknown command.
  */
 const BY_LENGTH: readonly (readonly CommandSpec[])[] = (() => {
-  const max = Math.max(...COMMANDS.map((c) => c.nameBytes.length));
+  const text = COMMANDS.filter((c) => !c.binaryOnly);
+  const max = Math.max(...text.map((c) => c.nameBytes.length));
   const out: CommandSpec[][] = [];
   for (let n = 0; n <= max; n++) out.push([]);
-  for (const c of COMMANDS) out[c.nameBytes.length]?.push(c);
+  for (const c of text) out[c.nameBytes.length]?.push(c);
   return out;
 })();
 

@@ -4,7 +4,8 @@
  * connection fills the "reply" half; the session writes `reply` in order.
  *
  * All positions are byte offsets into `line`, the command line without its
- * line end. Values are kept as the Buffer slices they arrived in.
+ * line end (for a binary packet: the equivalent meta line the binary parser
+ * writes). Values are kept as the Buffer slices they arrived in.
  *
  *   line:  g e t ␠ f o o ␠ b a r
  *                 ^start ^end
@@ -38,6 +39,24 @@ export const ReplyStatus = {
   HD: 11,
 } as const;
 export type ReplyStatus = (typeof ReplyStatus)[keyof typeof ReplyStatus];
+
+/**
+ * What a request read by the binary parser (src/protocol/binary/parser.ts)
+ * needs to be answered in binary: the reply echoes `opcode` and `opaque`, and
+ * src/protocol/binary/reply.ts turns the text reply into one packet.
+ */
+export interface BinaryInfo {
+  /** the request's opcode, as sent (quiet variants included); echoed in the reply */
+  readonly opcode: number;
+  /** the request's opaque, echoed in the reply (unsigned 32-bit) */
+  readonly opaque: number;
+  /** the request header's 8 cas bytes, big-endian (all zero when none) */
+  readonly cas: Buffer;
+  /** a quiet opcode (GETQ, SETQ, ...): success replies are not sent, errors are */
+  readonly quiet: boolean;
+  /** GETK, GETKQ, GATK, GATKQ: the reply carries the key */
+  readonly returnKey: boolean;
+}
 
 /** Told when a forwarded request has its reply (or its failure). */
 export interface ReplyOwner {
@@ -80,6 +99,8 @@ export class Request {
   value: Buffer[] | null;
   /** set by the parser (or policy) when the request is answered locally with this reply */
   error: Buffer | null;
+  /** set by the binary parser: the request came as a binary packet and is answered as one */
+  binary: BinaryInfo | null;
 
   // ---- filled by policy / session / upstream ----
   /** namespace (tenant prefix + generation) prepended upstream and stripped from replies; null: keys pass unchanged */
@@ -113,6 +134,7 @@ export class Request {
     this.metaBase64 = false;
     this.value = null;
     this.error = null;
+    this.binary = null;
     this.ns = null;
     this.owner = null;
     this.reply = null;

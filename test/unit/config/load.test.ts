@@ -45,10 +45,21 @@ describe('parseConfigText', () => {
       maxKeysPerGet: 256,
       maxInFlightPerSession: 1024,
       maxPendingReplyBytesPerSession: 8 * 1024 * 1024,
+      maxConnections: 10_000,
+      maxConnectionsPerAddress: 0,
+      idleTimeoutMs: 0,
+      requestTimeoutMs: 30_000,
+      authTimeoutMs: 10_000,
+      memoryHighWatermarkBytes: 0,
     });
     expect(config.limits.maxLineBytes).toBeGreaterThanOrEqual(2048);
     expect(config.admin).toBeUndefined();
-    expect(config.tenants.shop).toEqual({ prefix: 'q7Zk2:', mode: 'namespace', admin: false, limits: {} });
+    expect(config.tenants.shop).toEqual({
+      prefix: 'q7Zk2:',
+      mode: 'namespace',
+      admin: false,
+      limits: { overLimit: 'reject', maxDelayMs: 1000 },
+    });
     expect(config.listen).toEqual([{ host: '127.0.0.1', port: 11311, tenant: 'shop' }]);
   });
 
@@ -149,7 +160,12 @@ tenants:
     limits: { <<: *small, connections: 5 }
 `;
     const config = parseConfigText(text, 'memgate.yaml', {});
-    expect(config.tenants.blog?.limits).toEqual({ opsPerSecond: 10, connections: 5 });
+    expect(config.tenants.blog?.limits).toEqual({
+      opsPerSecond: 10,
+      connections: 5,
+      overLimit: 'reject',
+      maxDelayMs: 1000,
+    });
   });
 
   it('names the tenant key in brackets when it is not a plain identifier', () => {

@@ -29,6 +29,10 @@ describe('compilePolicy', () => {
       connections: 5,
       maxItemBytes: 0,
       maxKeysPerGet: 0,
+      flushesPerMinute: 0,
+      statsPerSecond: 0,
+      delayOverLimit: false,
+      maxDelayMs: 1000,
     });
 
     const app = policy.tenants.get('app');
