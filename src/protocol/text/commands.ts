@@ -222,8 +222,15 @@ const BY_LENGTH: readonly (readonly CommandSpec[])[] = (() => {
 export function lookupCommand(buf: Buffer, start: number, end: number): CommandSpec | undefined {
   const candidates = BY_LENGTH[end - start];
   if (candidates === undefined) return undefined;
-  for (const c of candidates) {
-    if (buf.compare(c.nameBytes, 0, c.nameBytes.length, start, end) === 0) return c;
+  // NOTE: a byte loop: for names of 2..14 bytes it is several times cheaper than Buffer#compare
+  const n = end - start;
+  for (let i = 0; i < candidates.length; i++) {
+    const c = candidates[i];
+    if (c === undefined) continue;
+    const name = c.nameBytes;
+    let j = 0;
+    while (j < n && buf[start + j] === name[j]) j++;
+    if (j === n) return c;
   }
   return undefined;
 }
