@@ -30,7 +30,10 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   # Some registry mirrors leave optional platform packages out of the lock file,
   # which makes `npm ci` refuse it; `npm install` then installs the same
   # versions from the lock without rewriting it.
-  npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error
+  if ! npm ci --no-audit --no-fund --loglevel=error 2>/tmp/memgate-npm-ci.log; then
+    echo "setup: npm ci refused the lock file ($(grep -m1 -o 'Missing: [^ ]*' /tmp/memgate-npm-ci.log || echo see /tmp/memgate-npm-ci.log)); npm install"
+    npm install --no-audit --no-fund --loglevel=error
+  fi
 else
   npm run --silent build
 fi
