@@ -11,6 +11,9 @@ command -v memcached >/dev/null 2>&1 || need+=(memcached)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v memccapable >/dev/null 2>&1 || need+=(libmemcached-tools)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# for the README's examples
+command -v nc >/dev/null 2>&1 || need+=(netcat-openbsd)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 /usr/bin/python3 -c 'import pymemcache' >/dev/null 2>&1 || need+=(python3-pymemcache)
 
 if [ "${#need[@]}" -gt 0 ]; then
