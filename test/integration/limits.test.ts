@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnMemcached, type MemcachedProcess } from '../helpers/spawn-memcached.js';
+import { parseConfigText } from '../../src/config/load.js';
 import { startProxy, type RunningProxy } from '../helpers/proxy.js';
 import { TextClient } from '../helpers/text-client.js';
 
@@ -124,6 +125,39 @@ describe('rate budgets', () => {
       'SERVER_ERROR object too large for cache\r\nSTORED\r\n',
     );
     c.close();
+  });
+});
+
+describe('reload', () => {
+  it('changes a tenant’s limits on reload without dropping its connection', async () => {
+    const yaml = (ops: number): string => `
+listen:
+  - { host: 127.0.0.1, port: 0, tenant: r }
+upstream:
+  servers: [ "\${UPSTREAM}" ]
+state: { url: "\${STATE}" }
+tenants:
+  r: { prefix: "reload:", limits: { opsPerSecond: ${ops}, maxKeysPerGet: 5 } }
+`;
+    const g = await startProxy(yaml(5), mc.address);
+    try {
+      const c = await TextClient.connect(g.port(0));
+      c.send('get x\r\n'.repeat(20));
+      const before = await readLines(c, 20);
+      expect(before.filter((l) => l === 'END').length).toBeLessThanOrEqual(6);
+      const next = parseConfigText(
+        yaml(100_000).replaceAll('${UPSTREAM}', mc.address).replaceAll('${STATE}', `file:${g.statePath}`),
+        'reload.yaml',
+        {},
+      );
+      expect(await g.proxy.reload(next)).toMatchObject({ ok: true, closedConnections: 0 });
+      c.send('get x\r\n'.repeat(20));
+      const after = await readLines(c, 20);
+      expect(after).toEqual(Array(20).fill('END'));
+      c.close();
+    } finally {
+      await g.stop();
+    }
   });
 });
 
