@@ -3,6 +3,7 @@
  * caps, slow readers, idle connections, and the metrics that count them.
  */
 import { spawn } from 'node:child_process';
+import fc from 'fast-check';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnMemcached, type MemcachedProcess } from '../helpers/spawn-memcached.js';
@@ -126,6 +127,33 @@ describe('rate budgets', () => {
     );
     c.close();
   });
+});
+
+describe('pipelined bursts over the limit (property)', () => {
+  it('answer every request exactly once, in order, however the burst is sent', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 300 }), fc.array(fc.nat(2000), { maxLength: 6 }), async (n, cuts) => {
+        const c = await TextClient.connect(gate.port(LIMITED));
+        try {
+          const bytes = Buffer.from(Array.from({ length: n }, (_, i) => `mg pk${i} O${i}\r\n`).join(''), 'latin1');
+          let from = 0;
+          for (const cut of [...cuts].sort((a, b) => a - b)) {
+            const to = Math.min(bytes.length, cut);
+            if (to > from) c.send(bytes.subarray(from, to));
+            from = Math.max(from, to);
+          }
+          c.send(bytes.subarray(from));
+          const lines = await readLines(c, n);
+          lines.forEach((line, i) => {
+            if (line !== 'SERVER_ERROR rate limited') expect(line).toBe(`EN O${i}`);
+          });
+        } finally {
+          c.close();
+        }
+      }),
+      { numRuns: 15 },
+    );
+  }, 60_000);
 });
 
 describe('reload', () => {
