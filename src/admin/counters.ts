@@ -44,9 +44,14 @@ export const LATENCY_BOUNDS_US = [
 /** Buckets per class: one per bound plus the overflow bucket. */
 export const LATENCY_BUCKET_COUNT = LATENCY_BOUNDS_US.length + 1;
 
+/** One slot per `Admit` reason (0 = ok is unused). */
+export const RATE_BUDGET_SLOTS = 5;
+
 export class TenantCounters {
   /** requests refused by a rate budget */
   rateLimited = 0;
+  /** the same, by the budget that refused them (index: `Admit` from policy/rate-limit.ts) */
+  readonly rateLimitedBy: Float64Array = new Float64Array(RATE_BUDGET_SLOTS);
   /** connections closed by the idle deadline */
   idleKicks = 0;
   cmdGet = 0;

@@ -17,6 +17,7 @@
  *   memgate_client_sent_bytes_total{tenant}                 counter  bytes written to clients
  *   memgate_client_connections{tenant}                      gauge    open client connections
  *   memgate_client_connections_opened_total{tenant}         counter
+ *   memgate_rate_limited_total{tenant,budget}               counter  requests refused by a rate budget
  *   memgate_upstream_up{upstream}                           gauge    1 when a connection is up
  *   memgate_upstream_in_flight_requests{upstream}           gauge
  *   memgate_connections_accepted_total, memgate_connections_rejected_total,
@@ -28,6 +29,7 @@
  * (counters.ts), upstream (config). A key is never a label.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import { ADMIT_NAMES } from '../policy/rate-limit.js';
 import { COMMAND_BY_ID, COMMAND_COUNT } from '../protocol/text/commands.js';
 import {
   CLASS_COUNT,
@@ -237,6 +239,21 @@ export function createMetrics(source: MetricsSource): Metrics {
     source,
     (c) => c.totalConnections,
   );
+
+  new Counter({
+    name: 'memgate_rate_limited_total',
+    help: 'Requests refused by a rate budget, by tenant and budget (ops, bytes, flush, class)',
+    labelNames: ['tenant', 'budget'] as const,
+    registers: [registry],
+    collect(this: Counter<'tenant' | 'budget'>) {
+      this.reset();
+      for (const { name, counters } of source.tenants()) {
+        counters.rateLimitedBy.forEach((n, i) => {
+          if (n > 0) this.inc({ tenant: name, budget: ADMIT_NAMES[i] ?? String(i) }, n);
+        });
+      }
+    },
+  });
 
   new Gauge({
     name: 'memgate_upstream_up',

@@ -325,6 +325,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
       }
     }
     t.counters.rateLimited++;
+    t.counters.rateLimitedBy[verdict] = (t.counters.rateLimitedBy[verdict] ?? 0) + 1;
     countOutcome(t.counters, req.cmd, Outcome.RATE_LIMITED);
     this.ctx.audit.event(
       'info',

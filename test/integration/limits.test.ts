@@ -93,6 +93,7 @@ describe('rate budgets', () => {
       limited,
     );
     expect(metricValue(m, 'memgate_requests_total', 'tenant="free",command="get",outcome="miss"')).toBe(n);
+    expect(metricValue(m, 'memgate_rate_limited_total', 'tenant="limited",budget="ops"')).toBe(limited);
     c.close();
     f.close();
   });
