@@ -10,6 +10,7 @@
 import type { Logger } from 'pino';
 import type { CompiledPolicy, Rights } from '../policy/compile.js';
 import { verifyDummy, verifyPassword } from '../policy/password.js';
+import { AuthFailureTracker, type AuthFailureOptions } from './conn-limits.js';
 
 export interface AuthSettings {
   readonly lockoutFailures: number;
@@ -21,38 +22,27 @@ export type AuthResult =
   | { readonly ok: true; readonly tenant: string; readonly rights: Rights; readonly username: string }
   | { readonly ok: false; readonly lockedOut: boolean };
 
-interface FailureWindow {
-  startMs: number;
-  count: number;
-  lockedUntilMs: number;
-}
-
-/** Bound on remembered source addresses, so a scan of many addresses cannot grow memory without end. */
-const MAX_TRACKED_ADDRESSES = 100_000;
-
 export class Authenticator {
   private readonly policy: () => CompiledPolicy;
-  private settings: AuthSettings;
   private readonly log: Logger;
-  private readonly failures = new Map<string, FailureWindow>();
+  private readonly failures: AuthFailureTracker;
   /** failed attempts since start, for metrics */
   failuresTotal = 0;
   lockoutsTotal = 0;
 
   constructor(policy: () => CompiledPolicy, settings: AuthSettings, log: Logger) {
     this.policy = policy;
-    this.settings = settings;
     this.log = log;
+    this.failures = new AuthFailureTracker(trackerOptions(settings));
   }
 
   reconfigure(settings: AuthSettings): void {
-    this.settings = settings;
+    this.failures.reconfigure(trackerOptions(settings));
   }
 
   /** True while `addr` is locked out. */
   isLockedOut(addr: string, nowMs: number): boolean {
-    const w = this.failures.get(addr);
-    return w !== undefined && w.lockedUntilMs > nowMs;
+    return this.failures.isLockedOut(addr, nowMs);
   }
 
   async verify(username: Buffer, password: Buffer, addr: string): Promise<AuthResult> {
@@ -65,7 +55,6 @@ export class Authenticator {
     const allowed = cred !== undefined && (cred.networks === null || cred.networks(addr));
     const ok = allowed ? await verifyPassword(cred.hash, password) : await verifyDummy(password);
     if (ok && cred !== undefined) {
-      this.failures.delete(addr);
       this.log.info({ audit: 'auth-success', peer: addr, user, tenant: cred.tenant.name }, 'authenticated');
       return { ok: true, tenant: cred.tenant.name, rights: cred.rights, username: user };
     }
@@ -77,23 +66,26 @@ export class Authenticator {
 
   private recordFailure(addr: string, nowMs: number): boolean {
     this.failuresTotal++;
-    const s = this.settings;
-    let w = this.failures.get(addr);
-    if (w === undefined || nowMs - w.startMs > s.lockoutWindowMs) {
-      if (w === undefined && this.failures.size >= MAX_TRACKED_ADDRESSES) {
-        const oldest = this.failures.keys().next();
-        if (oldest.done !== true) this.failures.delete(oldest.value);
-      }
-      w = { startMs: nowMs, count: 0, lockedUntilMs: w?.lockedUntilMs ?? 0 };
-      this.failures.delete(addr);
-      this.failures.set(addr, w);
-    }
-    w.count++;
-    if (w.count >= s.lockoutFailures && w.lockedUntilMs <= nowMs) {
-      w.lockedUntilMs = nowMs + s.lockoutMs;
+    const wasLocked = this.failures.isLockedOut(addr, nowMs);
+    const locked = this.failures.recordFailure(addr, nowMs);
+    if (locked && !wasLocked) {
       this.lockoutsTotal++;
-      this.log.warn({ audit: 'lockout', peer: addr, failures: w.count, lockoutMs: s.lockoutMs }, 'address locked out');
+      this.log.warn({ audit: 'lockout', peer: addr, failures: this.failures.failuresOf(addr) }, 'address locked out');
     }
-    return w.lockedUntilMs > nowMs;
+    return locked;
   }
+}
+
+/**
+ * NOTE: a success does not clear an address's failures: otherwise whoever holds
+ * some valid credential could reset the count between guesses at another one.
+ * Failures expire with their window instead.
+ */
+function trackerOptions(s: AuthSettings): AuthFailureOptions {
+  return {
+    maxFailures: s.lockoutFailures,
+    windowMs: s.lockoutWindowMs,
+    lockoutMs: s.lockoutMs,
+    forgetOnSuccess: false,
+  };
 }
