@@ -3,7 +3,7 @@
  * memgate's command line. Parses flags, loads the config, calls into the proxy;
  * no logic, names or defaults of its own (those live in config/schema.ts).
  *
- *   memgate serve --config memgate.yaml [--rotate-all-on-corrupt-state]
+ *   memgate serve --config memgate.yaml [--rotate-all-on-corrupt-state] [--workers N]
  *   memgate check-config --config memgate.yaml
  *   memgate rotate <tenant> --config memgate.yaml
  *   memgate state show --config memgate.yaml
@@ -14,7 +14,7 @@
  *   memgate hash-password            (reads a password on stdin, prints an scrypt hash)
  */
 import { readFileSync } from 'node:fs';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { CliError, rotateCommand, stateShowCommand } from './admin/cli-actions.js';
 import { ConfigError } from './config/errors.js';
 import { hashPassword } from './policy/password.js';
@@ -28,6 +28,8 @@ interface ConfigFlag {
 
 interface ServeFlags extends ConfigFlag {
   readonly rotateAllOnCorruptState?: boolean;
+  /** worker processes; 0 = one per CPU, 1 = a single process (cluster/primary.ts) */
+  readonly workers: number;
 }
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -57,9 +59,33 @@ function checkConfig(opts: ConfigFlag): void {
   );
 }
 
+/** `--workers <n>`: a whole number, 0 or more. */
+function parseWorkers(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) {
+    throw new InvalidArgumentError('must be a whole number: 0 (one per CPU), 1 (a single process) or more');
+  }
+  return n;
+}
+
 async function serve(opts: ServeFlags): Promise<void> {
+  const { isMemgateWorker, resolveWorkerCount } = await import('./cluster/primary.js');
+  if (isMemgateWorker()) {
+    // forked by a --workers primary with the same arguments: the primary hands over the config
+    const { runWorker } = await import('./cluster/worker.js');
+    await runWorker().catch((err: unknown) => {
+      process.stderr.write(`memgate worker: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    });
+    return;
+  }
   const config = loadOrExit(opts.config);
   const logger = createLogger(config.log.level);
+  const workers = resolveWorkerCount(opts.workers);
+  if (workers > 1) {
+    await servePrimary(opts, config, logger, workers);
+    return;
+  }
   const { createProxy } = await import('./index.js');
   const proxy = createProxy(config, {
     logger,
@@ -87,6 +113,28 @@ async function serve(opts: ServeFlags): Promise<void> {
     }
     void proxy.reload(next, 'SIGHUP');
   });
+}
+
+/** `serve --workers N`, N ≥ 2: the primary forks the workers and owns the state and the admin API. */
+async function servePrimary(opts: ServeFlags, config: Config, logger: Logger, workers: number): Promise<void> {
+  const { ClusterPrimary } = await import('./cluster/primary.js');
+  const primary = new ClusterPrimary(config, {
+    workers,
+    logger,
+    rotateAllOnCorrupt: opts.rotateAllOnCorruptState === true,
+    loadConfig: () => loadConfig(opts.config),
+  });
+  try {
+    await primary.start();
+  } catch (err) {
+    logger.fatal({ err }, 'memgate failed to start');
+    await primary.stop().catch(() => undefined);
+    process.exit(1);
+  }
+  logger.info({ version: pkg.version, config: opts.config, workers }, 'memgate started');
+  stopOnSignals(logger, () => primary.stop());
+  // SIGHUP: the primary re-reads and validates the config once, then every worker applies it
+  process.on('SIGHUP', () => void primary.reload('SIGHUP'));
 }
 
 /** First SIGTERM/SIGINT: stop gracefully, exit 0. A second one while stopping: exit 1 at once. */
@@ -126,6 +174,15 @@ program
   .option(
     '--rotate-all-on-corrupt-state',
     'start even if the state file is corrupt: every tenant gets a fresh generation (the corrupt file is kept aside)',
+  )
+  .addOption(
+    // NOTE: defined here rather than in config/schema.ts cliOptions: it is a process layout, not a config key
+    new Option(
+      '--workers <n>',
+      'worker processes sharing the listeners (node:cluster); 0 = one per CPU. Per-tenant limits are split evenly between them',
+    )
+      .argParser(parseWorkers)
+      .default(1),
   )
   .action(serve);
 

@@ -20,7 +20,7 @@ import { ConnectionLimiter, type ConnectionCaps } from './server/conn-limits.js'
 import { MemoryGuard } from './server/memory-guard.js';
 import { Listener, type ListenerSpec } from './server/listener.js';
 import { ClientSession, type SessionContext } from './server/session.js';
-import { TenantRegistry, type TenantRuntime } from './server/tenants.js';
+import { TenantRegistry, workerShare, type TenantRuntime } from './server/tenants.js';
 import { openStateStore, type StateStore } from './state/store.js';
 import { UpstreamPool } from './upstream/pool.js';
 
@@ -39,6 +39,18 @@ export interface ProxyOptions {
   /** reads the config again (POST /reload); absent: the admin reload endpoint is refused */
   readonly loadConfig?: () => Config;
   readonly shutdownTimeoutMs?: number;
+  /**
+   * An already-constructed state store to use instead of opening `config.state.url`
+   * (a `--workers` worker passes its IpcStateStore: the primary owns the real one).
+   * createProxy still calls `open()` and, on stop, `close()` on it.
+   */
+  readonly store?: StateStore;
+  /**
+   * `--workers N`: how many worker processes share every per-tenant limit. Each
+   * enforces ⌈limit / shareOf⌉ of the tenant's rates, bursts and connection cap
+   * (see `workerShare` in server/tenants.ts). Default 1: this process alone.
+   */
+  readonly shareOf?: number;
 }
 
 export interface ReloadResult {
@@ -62,12 +74,15 @@ export interface Proxy {
   rotate(tenant: string, source: string): Promise<void>;
   /** the admin HTTP address, when configured */
   adminAddress(): { host: string; port: number } | null;
+  /** this process's registry (a `--workers` primary aggregates its workers' registries) */
+  readonly metrics: Metrics;
 }
 
-function connectionCaps(config: Config): ConnectionCaps {
+/** Connection caps; a tenant's cap is divided by `shareOf` (workers), the process-wide ones are per process. */
+function connectionCaps(config: Config, shareOf: number): ConnectionCaps {
   const perTenant = new Map<string, number>();
   for (const [name, t] of Object.entries(config.tenants)) {
-    if (t.limits.connections !== undefined) perTenant.set(name, t.limits.connections);
+    if (t.limits.connections !== undefined) perTenant.set(name, workerShare(t.limits.connections, shareOf));
   }
   return {
     maxConnections: config.limits.maxConnections,
@@ -117,17 +132,19 @@ class Memgate implements Proxy, SessionContext {
     this.config = config;
     this.opts = opts;
     this.logger = opts.logger ?? pino({ level: config.log.level });
-    this.store = openStateStore(config.state.url, {
-      rotateAllOnCorrupt: opts.rotateAllOnCorrupt ?? false,
-      logger: this.logger,
-    });
+    this.store =
+      opts.store ??
+      openStateStore(config.state.url, {
+        rotateAllOnCorrupt: opts.rotateAllOnCorrupt ?? false,
+        logger: this.logger,
+      });
     this.currentPool = newPool(config, this.logger);
     this.authenticator = new Authenticator(
       () => this.tenants.policy,
       config.auth,
       this.logger.child({ component: 'auth' }),
     );
-    this.connections = new ConnectionLimiter(connectionCaps(config));
+    this.connections = new ConnectionLimiter(connectionCaps(config, this.shareOf));
     this.memory = new MemoryGuard(config.limits.memoryHighWatermarkBytes, this.logger);
     this.audit = new AuditSampler(this.logger);
     this.metrics = createMetrics({
@@ -145,6 +162,11 @@ class Memgate implements Proxy, SessionContext {
   }
 
   // ---- SessionContext: what sessions read from the proxy (reload replaces config and pool) ----
+
+  /** worker processes sharing per-tenant limits (ProxyOptions.shareOf) */
+  private get shareOf(): number {
+    return this.opts.shareOf ?? 1;
+  }
 
   get auth(): Config['auth'] {
     return this.config.auth;
@@ -174,7 +196,7 @@ class Memgate implements Proxy, SessionContext {
   async start(): Promise<void> {
     const policy = compilePolicy(this.config);
     await this.store.open([...policy.tenants.keys()]);
-    this.registry = new TenantRegistry(policy, this.store, this.config.limits);
+    this.registry = new TenantRegistry(policy, this.store, this.config.limits, this.shareOf);
     this.currentPool.start();
     this.memory.start();
     for (const spec of this.config.listen) this.listeners.push(await this.openListener(spec));
@@ -268,7 +290,7 @@ class Memgate implements Proxy, SessionContext {
       this.config = next;
       this.tenants.replacePolicy(policy, next.limits);
       this.authenticator.reconfigure(next.auth);
-      this.connections.reconfigure(connectionCaps(next));
+      this.connections.reconfigure(connectionCaps(next, this.shareOf));
       this.memory.reconfigure(next.limits.memoryHighWatermarkBytes);
       if (JSON.stringify(prev.upstream) !== JSON.stringify(next.upstream)) this.replacePool(next);
       const closed = this.closeDisallowedSessions();

@@ -17,13 +17,13 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 
 export interface AdminTarget {
-  /** tenants for GET /tenants */
-  listTenants(): AdminTenantView[];
+  /** tenants for GET /tenants (a `--workers` primary asks its workers, hence the promise) */
+  listTenants(): AdminTenantView[] | Promise<AdminTenantView[]>;
   rotate(tenant: string, source: string): Promise<{ generationAgeMs: number }>;
   hasTenant(tenant: string): boolean;
   /** re-reads and applies the config; on an invalid config the old one stays */
   reload(): Promise<{ ok: boolean; error?: string; closedConnections?: number }>;
-  ready(): boolean;
+  ready(): boolean | Promise<boolean>;
   /** Prometheus text, counters copied at scrape time */
   metrics(): Promise<string>;
   readonly metricsContentType: string;
@@ -113,10 +113,10 @@ export class AdminServer {
       return;
     }
     if (method === 'GET' && path === '/readyz') {
-      const ok = this.target.ready();
+      const ok = await this.target.ready();
       return send(res, ok ? 200 : 503, { status: ok ? 'ready' : 'not ready' });
     }
-    if (method === 'GET' && path === '/tenants') return send(res, 200, { tenants: this.target.listTenants() });
+    if (method === 'GET' && path === '/tenants') return send(res, 200, { tenants: await this.target.listTenants() });
     if (path === '/reload') {
       if (method !== 'POST') return send(res, 405, { error: 'use POST' });
       if (!this.authorize(req, res)) return;

@@ -260,6 +260,8 @@ export function createMetrics(source: MetricsSource): Metrics {
     help: '1 when at least one connection to the memcached server is up',
     labelNames: ['upstream'] as const,
     registers: [registry],
+    // `--workers N`: the primary aggregates its workers' registries; "up in some worker" keeps the 0/1 meaning
+    aggregator: 'max',
     collect(this: Gauge<'upstream'>) {
       this.reset();
       for (const u of source.upstream()) this.set({ upstream: u.address }, u.up ? 1 : 0);

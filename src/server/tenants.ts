@@ -19,19 +19,36 @@ export interface GlobalLimits {
 
 const orUndefined = (n: number): number | undefined => (n > 0 ? n : undefined);
 
-function budgetParameters(l: TenantLimits, global: GlobalLimits): BudgetParameters {
+/**
+ * One worker's share of a per-tenant limit when `shareOf` processes enforce it
+ * together (`memgate serve --workers N`): ⌈n / shareOf⌉, at least 1; 0 (no
+ * limit) stays 0. With shareOf 1 (a single process) it is `n` itself.
+ *
+ * NOTE: an approximation. Each worker enforces its share alone, so the tenant's
+ * total is exact only when its traffic is spread evenly over the workers (the
+ * cluster's round-robin accept does that for connections); rounding up lets at
+ * most shareOf − 1 extra through per budget.
+ */
+export function workerShare(n: number, shareOf: number): number {
+  if (n <= 0 || shareOf <= 1) return n;
+  return Math.max(1, Math.ceil(n / shareOf));
+}
+
+function budgetParameters(l: TenantLimits, global: GlobalLimits, shareOf: number): BudgetParameters {
+  // rates and bursts are divided; the per-request bounds (item size, keys per get) are not
+  const statsPerSecond = workerShare(l.statsPerSecond, shareOf);
   return budgetParametersFromLimits(
     {
-      opsPerSecond: orUndefined(l.opsPerSecond),
-      burst: orUndefined(l.burst),
-      bytesPerSecond: orUndefined(l.bytesPerSecond),
+      opsPerSecond: orUndefined(workerShare(l.opsPerSecond, shareOf)),
+      burst: orUndefined(workerShare(l.burst, shareOf)),
+      bytesPerSecond: orUndefined(workerShare(l.bytesPerSecond, shareOf)),
       maxItemBytes: orUndefined(l.maxItemBytes),
       maxKeysPerGet: orUndefined(l.maxKeysPerGet),
     },
     global,
     {
-      flushesPerMinute: l.flushesPerMinute,
-      perClassPerSecond: l.statsPerSecond > 0 ? { [CommandClass.STATS]: l.statsPerSecond } : {},
+      flushesPerMinute: workerShare(l.flushesPerMinute, shareOf),
+      perClassPerSecond: statsPerSecond > 0 ? { [CommandClass.STATS]: statsPerSecond } : {},
     },
   );
 }
@@ -47,18 +64,22 @@ export class TenantRuntime {
   /** true once the tenant was removed from the config */
   removed: boolean;
 
-  constructor(policy: TenantPolicy, generation: string, global: GlobalLimits) {
+  /** how many worker processes share this tenant's rate budgets (1: this process alone); see workerShare */
+  private readonly shareOf: number;
+
+  constructor(policy: TenantPolicy, generation: string, global: GlobalLimits, shareOf = 1) {
     this.policy = policy;
     this.ns = null;
     this.counters = new TenantCounters();
-    this.budgets = new TenantBudgets(budgetParameters(policy.limits, global));
+    this.shareOf = shareOf;
+    this.budgets = new TenantBudgets(budgetParameters(policy.limits, global, shareOf));
     this.removed = false;
     this.setGeneration(generation);
   }
 
   setPolicy(policy: TenantPolicy, global: GlobalLimits): void {
     this.policy = policy;
-    this.budgets.reconfigure(budgetParameters(policy.limits, global));
+    this.budgets.reconfigure(budgetParameters(policy.limits, global, this.shareOf));
   }
 
   setGeneration(generation: string): void {
@@ -71,12 +92,15 @@ export class TenantRegistry {
   private readonly byName = new Map<string, TenantRuntime>();
   policy: CompiledPolicy;
   private readonly store: StateStore;
+  /** worker processes sharing each tenant's rate budgets (`--workers N`); 1 for a single process */
+  private readonly shareOf: number;
 
-  constructor(policy: CompiledPolicy, store: StateStore, global: GlobalLimits) {
+  constructor(policy: CompiledPolicy, store: StateStore, global: GlobalLimits, shareOf = 1) {
     this.policy = policy;
     this.store = store;
+    this.shareOf = shareOf;
     for (const [name, p] of policy.tenants) {
-      this.byName.set(name, new TenantRuntime(p, store.generation(name), global));
+      this.byName.set(name, new TenantRuntime(p, store.generation(name), global, shareOf));
     }
     store.onChange((tenant, state) => {
       this.byName.get(tenant)?.setGeneration(state.generation);
@@ -110,7 +134,9 @@ export class TenantRegistry {
       }
     }
     for (const [name, p] of policy.tenants) {
-      if (!this.byName.has(name)) this.byName.set(name, new TenantRuntime(p, this.store.generation(name), global));
+      if (!this.byName.has(name)) {
+        this.byName.set(name, new TenantRuntime(p, this.store.generation(name), global, this.shareOf));
+      }
     }
   }
 }
