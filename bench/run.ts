@@ -11,6 +11,11 @@
  *        ▲ ◀── twemproxy (nutcracker, when installed)   ◀────┼── generator (child process)
  *        ▲ ◀── pipe (bench/load/pipe-proxy.ts)          ◀────┘
  *
+ * memgate comes in three configs, each its own process: `memgate` (namespace mode,
+ * rate limits set but never hit), `memgate-nolimits` (namespace mode, no limits) and
+ * `memgate-bare` (an admin tenant: no rewrite, no limits); the table shows what the
+ * limits and the policy cost. Only `memgate` runs unless --targets names the others.
+ *
  * For each run the generator prints `#phase timed-start` / `#phase timed-end`; at those
  * moments the runner reads utime+stime of the proxy and of memcached from /proc, so
  * CPU per request covers exactly the timed phase. With --pin, memcached and the proxy
@@ -42,9 +47,11 @@ import {
   startPipeProxy,
   startTwemproxy,
   waitExit,
+  type MemgatePolicy,
   type Server,
 } from './load/processes.js';
 import {
+  DEFAULT_TARGETS,
   TARGETS,
   comparisonTable,
   formatTable,
@@ -116,7 +123,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   }
   const depths = (values.depths ?? '1,16').split(',').map((d) => positiveInt(d.trim(), 1, '--depths', 4096));
   if (depths.some((d) => d < 1)) throw new Error('--depths must be positive integers, e.g. 1,16');
-  const targets = (values.targets ?? TARGETS.join(',')).split(',').map((t) => t.trim());
+  const targets = (values.targets ?? DEFAULT_TARGETS.join(',')).split(',').map((t) => t.trim());
   for (const t of targets) {
     if (!(TARGETS as readonly string[]).includes(t))
       throw new Error(`--targets: unknown target "${t}" (known: ${TARGETS.join(', ')})`);
@@ -160,6 +167,7 @@ function usage(): string {
     '  --rounds 3              interleaved rounds; the table shows medians',
     '  --connections 50        client connections of the load generator',
     '  --targets direct,memgate,twemproxy,pipe',
+    '                          (also memgate-nolimits, memgate-bare: memgate without limits / admin tenant)',
     '  --pin                   memcached + proxy on core 0, load generator on core 1 (taskset)',
     '  --ratio 10:1            gets:sets',
     '  --value-size 32         bytes per value',
@@ -345,6 +353,13 @@ function externalTable(records: readonly ExternalRecord[]): string {
   return formatTable(['target (memcslap get)', 'threads', 'ops/s', 'proxy CPU µs/req'], rows);
 }
 
+/** The memgate targets and the policy each one's config gives tenant "bench". */
+const MEMGATE_POLICY: Partial<Record<TargetName, MemgatePolicy>> = {
+  memgate: 'limits',
+  'memgate-nolimits': 'nolimits',
+  'memgate-bare': 'bare',
+};
+
 async function startTargets(
   registry: ChildRegistry,
   opts: BenchOptions,
@@ -370,10 +385,11 @@ async function startTargets(
     }
     const port = await freePort();
     let server: Server;
-    if (target === 'memgate') {
+    const policy = MEMGATE_POLICY[target];
+    if (policy !== undefined) {
       server = await startMemgate(
         registry,
-        { port, upstreamPort: memcached.port, workDir, built: opts.built, tag: 'bench' },
+        { port, upstreamPort: memcached.port, workDir, built: opts.built, tag: target, policy },
         cpu,
       );
     } else if (target === 'twemproxy') {

@@ -150,6 +150,15 @@ export function startMemcached(registry: ChildRegistry, port: number, cpu: numbe
   return startServer(registry, 'memcached', 'memcached', args, port, cpu);
 }
 
+/**
+ * What memgate's policy does in a bench run, so its cost can be measured:
+ *  - `limits`: tenant `bench` in namespace mode (every key rewritten) with rate limits set
+ *    so high they are never hit, so the token buckets run on every request;
+ *  - `nolimits`: the same tenant without `limits`;
+ *  - `bare`: an admin tenant: keys forwarded unchanged, every command allowed, no limits.
+ */
+export type MemgatePolicy = 'limits' | 'nolimits' | 'bare';
+
 export interface MemgateLaunch {
   readonly port: number;
   readonly upstreamPort: number;
@@ -157,10 +166,25 @@ export interface MemgateLaunch {
   /** run dist/cli.js instead of src/cli.ts through tsx */
   readonly built: boolean;
   readonly tag: string;
+  readonly policy: MemgatePolicy;
 }
 
-/** The bench config: one listener bound to tenant "bench" in namespace mode, no rate limits. */
-export function memgateConfig(port: number, upstreamPort: number, stateFile: string): string {
+/** Rates and bursts far above anything the bench can send: set, checked on every request, never hit. */
+export const UNREACHED_LIMITS = '{ opsPerSecond: 100000000, burst: 100000000, bytesPerSecond: 100000000000 }';
+
+/** The bench config: one listener bound to tenant "bench", whose policy is `policy`. */
+export function memgateConfig(
+  port: number,
+  upstreamPort: number,
+  stateFile: string,
+  policy: MemgatePolicy = 'limits',
+): string {
+  const tenant =
+    policy === 'bare'
+      ? '  bench: { admin: true }'
+      : policy === 'nolimits'
+        ? '  bench: { prefix: "bench:", mode: namespace }'
+        : `  bench: { prefix: "bench:", mode: namespace, limits: ${UNREACHED_LIMITS} }`;
   return [
     'listen:',
     `  - { host: ${LOOPBACK}, port: ${port}, tenant: bench }`,
@@ -172,7 +196,7 @@ export function memgateConfig(port: number, upstreamPort: number, stateFile: str
     'limits:',
     '  maxInFlightPerSession: 4096',
     'tenants:',
-    '  bench: { prefix: "bench:", mode: namespace }',
+    tenant,
     '',
   ].join('\n');
 }
@@ -180,7 +204,7 @@ export function memgateConfig(port: number, upstreamPort: number, stateFile: str
 export function startMemgate(registry: ChildRegistry, launch: MemgateLaunch, cpu: number | null): Promise<Server> {
   const configFile = path.join(launch.workDir, `memgate-${launch.tag}.yaml`);
   const stateFile = path.join(launch.workDir, `memgate-${launch.tag}-state.json`);
-  writeFileSync(configFile, memgateConfig(launch.port, launch.upstreamPort, stateFile));
+  writeFileSync(configFile, memgateConfig(launch.port, launch.upstreamPort, stateFile, launch.policy));
   const entry = launch.built ? [path.join(ROOT, 'dist/cli.js')] : ['--import', 'tsx', path.join(ROOT, 'src/cli.ts')];
   return startServer(
     registry,

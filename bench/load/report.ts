@@ -1,12 +1,23 @@
 /**
  * Turns the bench's raw runs into the one comparison table: medians over rounds per
- * (target, depth), and memgate's ratios to the direct, twemproxy and pipe baselines.
+ * (target, depth), each memgate variant's ratios to the direct, twemproxy and pipe
+ * baselines, and the cost of memgate's policy: `memgate` (namespace + limits) over
+ * `memgate-nolimits` (namespace only) and over `memgate-bare` (admin tenant, no policy).
  * Pure functions over plain data, so the table can be rebuilt from a results JSON.
  */
 import type { LoadResult } from './generator.js';
 
-export const TARGETS = ['direct', 'memgate', 'twemproxy', 'pipe'] as const;
+/** Every target the runner knows, in the order the table lists them. */
+export const TARGETS = ['direct', 'memgate', 'memgate-nolimits', 'memgate-bare', 'twemproxy', 'pipe'] as const;
 export type TargetName = (typeof TARGETS)[number];
+
+/** What `npm run bench` drives when --targets is not given. */
+export const DEFAULT_TARGETS: readonly TargetName[] = ['direct', 'memgate', 'twemproxy', 'pipe'];
+
+/** The memgate processes: one config each (see memgateConfig in processes.ts). */
+export const MEMGATE_TARGETS: readonly TargetName[] = ['memgate', 'memgate-nolimits', 'memgate-bare'];
+
+export const isMemgate = (t: TargetName): boolean => MEMGATE_TARGETS.includes(t);
 
 /** One timed run of the load generator against one target. */
 export interface RunRecord {
@@ -33,8 +44,20 @@ export interface SummaryRow {
   /** proxy CPU µs per request; null for direct */
   readonly proxyCpuUsPerReq: number | null;
   readonly memcachedCpuUsPerReq: number;
-  /** memgate rows only: memgate / baseline */
+  /** memgate rows (every variant) only: this row / baseline */
   readonly ratios: Ratios | null;
+  /** the `memgate` row only, when a variant ran: the cost of its policy */
+  readonly policyCost?: PolicyCost | null;
+}
+
+/** `memgate` (namespace + limits) over its variants at the same depth; null: the variant did not run. */
+export interface PolicyCost {
+  /** throughput and CPU per request vs memgate-nolimits: what the rate limits cost */
+  readonly opsVsNoLimits: number | null;
+  readonly cpuVsNoLimits: number | null;
+  /** vs memgate-bare (admin tenant, keys unchanged, no limits): what namespace + policy cost */
+  readonly opsVsBare: number | null;
+  readonly cpuVsBare: number | null;
 }
 
 export interface Ratios {
@@ -92,12 +115,31 @@ export function summarize(runs: readonly RunRecord[]): SummaryRow[] {
       ratios: null,
     });
   }
-  return rows.map((row) => (row.target === 'memgate' ? { ...row, ratios: ratiosFor(row, rows) } : row));
+  return rows.map((row) => {
+    if (!isMemgate(row.target)) return row;
+    const withRatios = { ...row, ratios: ratiosFor(row, rows) };
+    if (row.target !== 'memgate' || !rows.some((r) => r.target === 'memgate-nolimits' || r.target === 'memgate-bare'))
+      return withRatios;
+    return { ...withRatios, policyCost: policyCostFor(row, rows) };
+  });
+}
+
+const rowAt = (rows: readonly SummaryRow[], target: TargetName, depth: number): SummaryRow | undefined =>
+  rows.find((r) => r.target === target && r.depth === depth);
+
+function policyCostFor(row: SummaryRow, rows: readonly SummaryRow[]): PolicyCost {
+  const noLimits = rowAt(rows, 'memgate-nolimits', row.depth);
+  const bare = rowAt(rows, 'memgate-bare', row.depth);
+  return {
+    opsVsNoLimits: ratio(row.opsPerSec, noLimits?.opsPerSec),
+    cpuVsNoLimits: ratio(row.proxyCpuUsPerReq, noLimits?.proxyCpuUsPerReq),
+    opsVsBare: ratio(row.opsPerSec, bare?.opsPerSec),
+    cpuVsBare: ratio(row.proxyCpuUsPerReq, bare?.proxyCpuUsPerReq),
+  };
 }
 
 function ratiosFor(row: SummaryRow, rows: readonly SummaryRow[]): Ratios {
-  const at = (target: TargetName): SummaryRow | undefined =>
-    rows.find((r) => r.target === target && r.depth === row.depth);
+  const at = (target: TargetName): SummaryRow | undefined => rowAt(rows, target, row.depth);
   return {
     opsVsDirect: ratio(row.opsPerSec, at('direct')?.opsPerSec),
     opsVsTwemproxy: ratio(row.opsPerSec, at('twemproxy')?.opsPerSec),
@@ -119,8 +161,13 @@ export function formatTable(header: readonly string[], body: readonly (readonly 
   return [line(header), rule, ...body.map(line)].join('\n');
 }
 
-/** The comparison table printed at the end of `npm run bench`. */
+/**
+ * The comparison table printed at the end of `npm run bench`. When memgate-nolimits or
+ * memgate-bare ran, four columns more on the `memgate` row: its throughput and CPU per
+ * request over each variant's (the cost of limits, the cost of namespace + policy).
+ */
 export function comparisonTable(rows: readonly SummaryRow[]): string {
+  const withPolicy = rows.some((r) => r.policyCost !== undefined && r.policyCost !== null);
   const header = [
     'target',
     'depth',
@@ -132,8 +179,14 @@ export function comparisonTable(rows: readonly SummaryRow[]): string {
     'ops vs twemproxy',
     'CPU vs twemproxy',
     'CPU vs pipe',
+    ...(withPolicy ? ['ops vs nolimits', 'CPU vs nolimits', 'ops vs bare', 'CPU vs bare'] : []),
   ];
   const sorted = [...rows].sort((a, b) => a.depth - b.depth);
+  const policyCells = (p: PolicyCost | null | undefined): string[] => {
+    if (!withPolicy) return [];
+    if (p === undefined || p === null) return ['', '', '', ''];
+    return [fmtRatio(p.opsVsNoLimits), fmtRatio(p.cpuVsNoLimits), fmtRatio(p.opsVsBare), fmtRatio(p.cpuVsBare)];
+  };
   const body = sorted.map((r) => [
     r.target,
     String(r.depth),
@@ -145,6 +198,7 @@ export function comparisonTable(rows: readonly SummaryRow[]): string {
     r.ratios === null ? '' : fmtRatio(r.ratios.opsVsTwemproxy),
     r.ratios === null ? '' : fmtRatio(r.ratios.cpuVsTwemproxy),
     r.ratios === null ? '' : fmtRatio(r.ratios.cpuVsPipe),
+    ...policyCells(r.policyCost),
   ]);
   return formatTable(header, body);
 }
