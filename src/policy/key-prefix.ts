@@ -7,20 +7,9 @@
  *                  prefixes and passes unchanged.
  */
 import { MAX_KEY_BYTES } from '../protocol/limits.js';
-import { base64EncodedLength } from '../protocol/text/base64.js';
+import { base64DecodedLength, base64EncodedLength } from '../protocol/text/base64.js';
 import { Replies } from '../protocol/text/replies.js';
 import type { Request } from '../protocol/text/request.js';
-
-const EQ = 0x3d; // '='
-
-/** Length of the bytes a base64 token `line[start, end)` decodes to (the parser validated it). */
-export function base64DecodedLength(line: Buffer, start: number, end: number): number {
-  const n = end - start;
-  let pad = 0;
-  if (n > 0 && line[end - 1] === EQ) pad++;
-  if (n > 1 && line[end - 2] === EQ) pad++;
-  return (n >> 2) * 3 - pad;
-}
 
 /**
  * Length of the key token memcached will see once the namespace is added.
@@ -29,7 +18,9 @@ export function base64DecodedLength(line: Buffer, start: number, end: number): n
  */
 function upstreamKeyLength(req: Request, nsLength: number, start: number, end: number): number {
   if (!req.metaBase64) return nsLength + end - start;
-  return base64EncodedLength(nsLength + base64DecodedLength(req.line, start, end));
+  const decoded = base64DecodedLength(req.line, start, end);
+  // the parser only lets valid base64 through; anything else can never fit
+  return decoded < 0 ? Infinity : base64EncodedLength(nsLength + decoded);
 }
 
 /**

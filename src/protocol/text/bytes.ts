@@ -133,29 +133,3 @@ export function isPrintable(buf: Buffer, start: number, end: number): boolean {
   }
   return true;
 }
-
-function isBase64Char(c: number): boolean {
-  return (
-    (c >= UPPER_A && c <= UPPER_Z) ||
-    (c >= LOWER_A && c <= LOWER_Z) ||
-    (c >= DIGIT_0 && c <= DIGIT_9) ||
-    c === PLUS ||
-    c === SLASH
-  );
-}
-
-/**
- * The number of bytes the base64 token `buf[start, end)` decodes to, or -1
- * when it is not canonical padded base64: A–Z a–z 0–9 + /, a length that is
- * a multiple of 4, and at most two '=' only at the end.
- */
-export function base64DecodedLength(buf: Buffer, start: number, end: number): number {
-  const n = end - start;
-  if ((n & 3) !== 0) return -1;
-  let pad = 0;
-  if (n > 0 && buf[end - 1] === EQUALS) pad = buf[end - 2] === EQUALS ? 2 : 1;
-  for (let i = start; i < end - pad; i++) {
-    if (!isBase64Char(buf[i] ?? 0)) return -1;
-  }
-  return (n >> 2) * 3 - pad;
-}

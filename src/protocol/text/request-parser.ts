@@ -29,6 +29,7 @@
  * reads them.
  */
 import { Syntax, lookupCommand } from './commands.js';
+import { base64DecodedLength } from './base64.js';
 import {
   CR,
   INT32_MAX,
@@ -41,7 +42,6 @@ import {
   UINT32_MAX,
   UPPER_A,
   UPPER_Z,
-  base64DecodedLength,
   hasNoControlBytes,
   isKey,
   isPrintable,

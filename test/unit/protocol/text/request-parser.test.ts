@@ -11,13 +11,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MAX_LINE_BYTES, MAX_VALUE_BYTES } from '../../../../src/protocol/limits.js';
-import {
-  base64DecodedLength,
-  isUint64,
-  parseInt32,
-  parseUnsigned,
-  NO_NUMBER,
-} from '../../../../src/protocol/text/bytes.js';
+import { base64DecodedLength } from '../../../../src/protocol/text/base64.js';
+import { isUint64, parseInt32, parseUnsigned, NO_NUMBER } from '../../../../src/protocol/text/bytes.js';
 import { Replies } from '../../../../src/protocol/text/replies.js';
 import type { Request } from '../../../../src/protocol/text/request.js';
 import { RequestParser } from '../../../../src/protocol/text/request-parser.js';
