@@ -204,8 +204,8 @@ describe('BinaryRequestParser properties', () => {
     fc.assert(
       fc.property(fc.array(modelArb, { minLength: 1, maxLength: 8 }), cutsArb, (models, fractions) => {
         const input = Buffer.concat(models.map((m) => packet(m.spec)));
-        const whole = parseAll([input]).outcome();
-        const chunked = parseAll(cut(input, fractions)).outcome();
+        const whole = parseAll([input]).binaryOutcome();
+        const chunked = parseAll(cut(input, fractions)).binaryOutcome();
         expect(chunked).toEqual(whole);
         expect(whole.requests.map((r) => r.line)).toEqual(models.map((m) => m.line));
       }),

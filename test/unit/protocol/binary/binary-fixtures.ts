@@ -8,8 +8,8 @@
 import { expect } from 'vitest';
 import { BinaryRequestParser, type BinaryParserLimits } from '../../../../src/protocol/binary/parser.js';
 import { HEADER_BYTES, MAGIC_REQUEST } from '../../../../src/protocol/binary/header.js';
-import type { Request, RequestSink } from '../../../../src/protocol/text/request.js';
-import { describeRequest, isSameRequest, type DescribedRequest } from '../../../helpers/splits.js';
+import type { Request } from '../../../../src/protocol/text/request.js';
+import { RecordingSink, describeRequest, isSameRequest, type DescribedRequest } from '../../../helpers/splits.js';
 
 export const THREE_WAY_MAX_BYTES = 80;
 
@@ -98,27 +98,9 @@ export function describeBinaryRequest(req: Request): DescribedBinaryRequest {
   };
 }
 
-export class BinaryRecordingSink implements RequestSink {
-  requests: Request[] = [];
-  fatal: Buffer | null = null;
-  fatalCount = 0;
-
-  onRequest(req: Request): void {
-    this.requests.push(req);
-  }
-
-  onFatal(reply: Buffer): void {
-    this.fatal = reply;
-    this.fatalCount++;
-  }
-
-  clear(): void {
-    this.requests.length = 0;
-    this.fatal = null;
-    this.fatalCount = 0;
-  }
-
-  outcome(): BinaryOutcome {
+/** The text parser's recording sink, projected with the binary fields. */
+export class BinaryRecordingSink extends RecordingSink {
+  binaryOutcome(): BinaryOutcome {
     return {
       requests: this.requests.map(describeBinaryRequest),
       fatal: this.fatal === null ? null : this.fatal.toString('hex'),
@@ -136,7 +118,7 @@ export function parseBinaryChunks(chunks: readonly Buffer[], limits?: Partial<Bi
   const sink = new BinaryRecordingSink();
   const parser = new BinaryRequestParser(sink, limits);
   for (const c of chunks) parser.feed(c);
-  return sink.outcome();
+  return sink.binaryOutcome();
 }
 
 function sameBinary(a: Request, b: Request): boolean {
@@ -194,9 +176,9 @@ export function parseBinaryEverySplit(input: Buffer, limits?: Partial<BinaryPars
     sink.clear();
     for (const c of chunks) parser.feed(c);
     if (!sameOutcome(sink, ref)) {
-      expect({ how, ...sink.outcome() }).toEqual({ how, ...ref.outcome() });
+      expect({ how, ...sink.binaryOutcome() }).toEqual({ how, ...ref.binaryOutcome() });
       throw new Error(`${how}: same projection but different offsets or fatal count`);
     }
   }
-  return ref.outcome();
+  return ref.binaryOutcome();
 }

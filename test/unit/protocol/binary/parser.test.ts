@@ -584,7 +584,7 @@ describe('BinaryRequestParser: malformed packets', () => {
     expect(sink.requests[0]?.error?.toString()).toBe(`${TOO_LARGE}\r\n`);
     expect(sink.requests[0]?.value).toBeNull();
     parser.feed(NOOP);
-    expect(sink.outcome().requests.map((r) => r.cmd)).toEqual(['ms', 'noop']);
+    expect(sink.binaryOutcome().requests.map((r) => r.cmd)).toEqual(['ms', 'noop']);
   });
 
   it('ignores input after a fatal error until reset', () => {
@@ -599,7 +599,7 @@ describe('BinaryRequestParser: malformed packets', () => {
     parser.reset();
     expect(parser.isClosed).toBe(false);
     parser.feed(NOOP);
-    expect(sink.outcome().requests).toEqual([noop]);
+    expect(sink.binaryOutcome().requests).toEqual([noop]);
   });
 
   it('never throws on a header claiming 4 GiB', () => {
