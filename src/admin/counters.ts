@@ -77,8 +77,6 @@ export class TenantCounters {
   bytesWritten = 0;
   denied = 0;
   errors = 0;
-  /** requests by command id */
-  readonly byCommand: Float64Array = new Float64Array(COMMAND_COUNT);
   /** requests by command id × outcome, at `cmd * OUTCOME_COUNT + outcome` (see countOutcome) */
   readonly outcomes: Float64Array = new Float64Array(COMMAND_COUNT * OUTCOME_COUNT);
   /**

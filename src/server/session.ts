@@ -254,7 +254,6 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
       return;
     }
     const cmd = req.cmd;
-    t.counters.byCommand[cmd] = (t.counters.byCommand[cmd] ?? 0) + 1;
     if (req.binary !== null && this.answerBinaryOnly(req)) return;
     if (cmd === Cmd.QUIT) {
       this.ending = true;
@@ -766,10 +765,6 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     this.ctx.connections.release(this.limiterTenant, this.socket.remoteAddress ?? '');
     if (this.tenant !== null) this.tenant.counters.currConnections--;
     this.ctx.onSessionClosed(this);
-  }
-
-  get isIdle(): boolean {
-    return this.queue.length === 0;
   }
 }
 

@@ -9,12 +9,9 @@
 export const LF = 0x0a; // \n
 export const CR = 0x0d; // \r
 export const SP = 0x20; // ' '
-export const PLUS = 0x2b; // +
 export const MINUS = 0x2d; // -
-export const SLASH = 0x2f; // /
 export const DIGIT_0 = 0x30; // 0
 export const DIGIT_9 = 0x39; // 9
-export const EQUALS = 0x3d; // =
 export const UPPER_A = 0x41; // A
 export const UPPER_Z = 0x5a; // Z
 export const LOWER_A = 0x61; // a
