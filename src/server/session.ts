@@ -326,6 +326,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     t.counters.rateLimited++;
     t.counters.rateLimitedBy[verdict] = (t.counters.rateLimitedBy[verdict] ?? 0) + 1;
     countOutcome(t.counters, req.cmd, Outcome.RATE_LIMITED);
+    req.outcomeCounted = true;
     this.ctx.audit.event(
       'info',
       'rate-limited',
@@ -641,6 +642,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     if (t === null) return;
     t.counters.denied++;
     countOutcome(t.counters, req.cmd, Outcome.DENIED);
+    req.outcomeCounted = true;
     const command = COMMAND_BY_ID[req.cmd]?.name ?? 'unknown';
     this.ctx.audit.event('info', 'denied', t.policy.name, { peer: this.peer, command, reason }, 'request denied');
   }
@@ -768,20 +770,6 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
   }
 }
 
-const CLIENT_ERROR_PREFIX = Buffer.from('CLIENT_ERROR ', 'latin1');
-const NOT_ALLOWED_SUFFIX = Buffer.from(' not allowed\r\n', 'latin1');
-
-/** The reply is one of memgate's denials (counted as DENIED when it was decided). */
-function isDenial(b: Buffer | undefined): boolean {
-  if (b === undefined) return false;
-  if (b === Replies.ACCESS_DENIED) return true;
-  return (
-    b.length > CLIENT_ERROR_PREFIX.length + NOT_ALLOWED_SUFFIX.length &&
-    b.compare(CLIENT_ERROR_PREFIX, 0, CLIENT_ERROR_PREFIX.length, 0, CLIENT_ERROR_PREFIX.length) === 0 &&
-    b.compare(NOT_ALLOWED_SUFFIX, 0, NOT_ALLOWED_SUFFIX.length, b.length - NOT_ALLOWED_SUFFIX.length) === 0
-  );
-}
-
 /** noreply hides everything but errors; meta q hides EN on mg and HD on ms, md, ma. */
 function isHidden(req: Request): boolean {
   if (req.noreply) return req.status !== ReplyStatus.ERROR;
@@ -798,9 +786,7 @@ function account(c: TenantCounters, req: Request, nowMs: number): void {
   if (req.sentAtMs > 0) observeLatencyUs(c, spec.klass, (nowMs - req.sentAtMs) * 1000);
   // denials and rate limits were counted where they were decided
   if (s === ReplyStatus.ERROR) {
-    if (req.reply !== null && req.reply[0] !== Replies.RATE_LIMITED && !isDenial(req.reply[0])) {
-      countOutcome(c, req.cmd, Outcome.ERROR);
-    }
+    if (!req.outcomeCounted) countOutcome(c, req.cmd, Outcome.ERROR);
     return;
   }
   countOutcome(c, req.cmd, s === ReplyStatus.MISS || s === ReplyStatus.NOT_FOUND ? Outcome.MISS : Outcome.OK);

@@ -78,7 +78,7 @@ describe('rate budgets', () => {
     const f = await TextClient.connect(gate.port(FREE));
     const n = 500;
     c.send('get k\r\n'.repeat(n));
-    f.send('get k\r\n'.repeat(n) + 'mn\r\n');
+    f.send('get k\r\n'.repeat(n) + 'shutdown\r\nmn\r\n');
     const lines = await readLines(c, n);
     const free = await f.readUntil('MN\r\n', 10_000);
     // exactly one reply per request, each END or the refusal
@@ -87,13 +87,16 @@ describe('rate budgets', () => {
     expect(ok + limited).toBe(n);
     expect(ok).toBeGreaterThanOrEqual(45);
     expect(ok).toBeLessThanOrEqual(80);
-    expect(free).toBe('END\r\n'.repeat(n) + 'MN\r\n');
+    expect(free).toBe('END\r\n'.repeat(n) + 'CLIENT_ERROR shutdown not allowed\r\nMN\r\n');
     const m = await metrics();
     expect(metricValue(m, 'memgate_requests_total', 'tenant="limited",command="get",outcome="rate_limited"')).toBe(
       limited,
     );
     expect(metricValue(m, 'memgate_requests_total', 'tenant="free",command="get",outcome="miss"')).toBe(n);
     expect(metricValue(m, 'memgate_rate_limited_total', 'tenant="limited",budget="ops"')).toBe(limited);
+    expect(metricValue(m, 'memgate_requests_total', 'tenant="free",command="shutdown",outcome="denied"')).toBe(1);
+    expect(metricValue(m, 'memgate_requests_total', 'tenant="free",command="shutdown",outcome="error"')).toBe(0);
+    expect(metricValue(m, 'memgate_requests_total', 'tenant="limited",command="get",outcome="error"')).toBe(0);
     c.close();
     f.close();
   });

@@ -115,6 +115,8 @@ export class Request {
   done: boolean;
   /** monotonic ms when the request was written upstream */
   sentAtMs: number;
+  /** the session already counted this request's outcome where it decided it (a denial, a rate limit) */
+  outcomeCounted: boolean;
 
   constructor() {
     this.cmd = 0;
@@ -142,6 +144,7 @@ export class Request {
     this.hits = 0;
     this.done = false;
     this.sentAtMs = 0;
+    this.outcomeCounted = false;
   }
 
   get keyCount(): number {
