@@ -79,6 +79,8 @@ export interface BenchOptions {
   readonly externalOps: number;
   /** run dist/cli.js (after `npm run build`) instead of src/cli.ts through tsx */
   readonly built: boolean;
+  /** write a V8 CPU profile of each memgate process here (node --cpu-prof) */
+  readonly cpuProfDir: string | null;
   readonly resultsDir: string;
 }
 
@@ -113,6 +115,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       external: { type: 'string' },
       'external-ops': { type: 'string' },
       built: { type: 'boolean' },
+      'cpu-prof': { type: 'string' },
       'results-dir': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -154,6 +157,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     external: values.external === 'memcslap' ? 'memcslap' : null,
     externalOps: positiveInt(values['external-ops'], 200_000, '--external-ops', 100_000_000),
     built: values.built === true,
+    cpuProfDir: values['cpu-prof'] === undefined ? null : path.resolve(values['cpu-prof']),
     resultsDir: values['results-dir'] ?? path.join(ROOT, 'bench/results'),
   };
 }
@@ -176,6 +180,7 @@ function usage(): string {
     '  --external memcslap     also drive memcslap (libmemcached-tools) at each target',
     '  --external-ops 200000   gets per memcslap run',
     '  --built                 run memgate from dist/cli.js (npm run build) instead of tsx',
+    '  --cpu-prof DIR          write a CPU profile of each memgate process to DIR (node --cpu-prof)',
     '  --results-dir DIR       where the JSON results go (default bench/results)',
   ].join('\n');
 }
@@ -389,7 +394,15 @@ async function startTargets(
     if (policy !== undefined) {
       server = await startMemgate(
         registry,
-        { port, upstreamPort: memcached.port, workDir, built: opts.built, tag: target, policy },
+        {
+          port,
+          upstreamPort: memcached.port,
+          workDir,
+          built: opts.built,
+          tag: target,
+          policy,
+          cpuProfDir: opts.cpuProfDir,
+        },
         cpu,
       );
     } else if (target === 'twemproxy') {

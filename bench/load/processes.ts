@@ -167,6 +167,8 @@ export interface MemgateLaunch {
   readonly built: boolean;
   readonly tag: string;
   readonly policy: MemgatePolicy;
+  /** when set, node --cpu-prof writes the process's profile here on exit */
+  readonly cpuProfDir?: string | null;
 }
 
 /** Rates and bursts far above anything the bench can send: set, checked on every request, never hit. */
@@ -206,11 +208,12 @@ export function startMemgate(registry: ChildRegistry, launch: MemgateLaunch, cpu
   const stateFile = path.join(launch.workDir, `memgate-${launch.tag}-state.json`);
   writeFileSync(configFile, memgateConfig(launch.port, launch.upstreamPort, stateFile, launch.policy));
   const entry = launch.built ? [path.join(ROOT, 'dist/cli.js')] : ['--import', 'tsx', path.join(ROOT, 'src/cli.ts')];
+  const prof = launch.cpuProfDir == null ? [] : ['--cpu-prof', '--cpu-prof-dir', launch.cpuProfDir];
   return startServer(
     registry,
     `memgate (${launch.tag})`,
     process.execPath,
-    [...entry, 'serve', '--config', configFile],
+    [...prof, ...entry, 'serve', '--config', configFile],
     launch.port,
     cpu,
     { cwd: ROOT },
