@@ -35,6 +35,7 @@ import type { ConnectionLimiter } from './conn-limits.js';
 import type { MemoryGuard, MemoryRelief } from './memory-guard.js';
 import { checkEnforcedKeys, checkNamespacedKeys } from '../policy/key-prefix.js';
 import type { UpstreamPool } from '../upstream/pool.js';
+import { WriteBatch } from '../upstream/write-batch.js';
 import { ReplyQueue } from './reply-queue.js';
 import { tenantStatsReply } from './tenant-stats.js';
 import type { TenantRegistry, TenantRuntime } from './tenants.js';
@@ -94,6 +95,9 @@ const BINARY_REQUEST_MAGIC = 0x80;
 const MAX_FORWARD_WINDOW = 256;
 /** ...and before the first reply has told how large replies are. */
 const FIRST_FORWARD_WINDOW = 32;
+
+/** One session's replies of one flush; shared, since a flush fills and writes it synchronously. */
+const replyBatch = new WriteBatch();
 
 export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
   readonly id: number;
@@ -674,21 +678,15 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     const socket = this.socket;
     const counters = this.tenant?.counters;
     const nowMs = performance.now();
-    let wrote = false;
+    const batch = replyBatch;
     let req = this.queue.peek();
     while (req !== undefined && req.done) {
-      if (!wrote) {
-        socket.cork();
-        wrote = true;
-      }
       if (counters !== undefined) account(counters, req, nowMs);
       const reply = req.binary !== null ? encodeBinaryReply(req) : isHidden(req) ? null : req.reply;
       if (reply !== null) {
         for (let i = 0; i < reply.length; i++) {
           const b = reply[i];
-          if (b === undefined) continue;
-          if (counters !== undefined) counters.bytesWritten += b.length;
-          socket.write(b);
+          if (b !== undefined) batch.push(b);
         }
       }
       this.queue.shift();
@@ -696,7 +694,10 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
       req.value = null;
       req = this.queue.peek();
     }
-    if (wrote) socket.uncork();
+    if (!batch.isEmpty) {
+      if (counters !== undefined) counters.bytesWritten += batch.bytes;
+      batch.writeTo(socket);
+    }
     if (this.waitingHead < this.waiting.length) this.pumpWaiting();
     if (this.ending && this.queue.length === 0) {
       this.closeGracefully();

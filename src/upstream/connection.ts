@@ -1,7 +1,7 @@
 /**
  * One pipelined socket to memcached, shared by many client sessions.
  *
- *   send(req) ─▶ encode ─▶ socket (corked for the rest of the tick) ─▶ memcached
+ *   send(req) ─▶ encode ─▶ WriteBatch (this turn's requests) ─setImmediate─▶ socket ─▶ memcached
  *                  │
  *                  └▶ in-flight FIFO:  [ head … tail ]   (array + head index)
  *                                         ▲
@@ -28,6 +28,7 @@ import { notAllowed, Replies } from '../protocol/text/replies.js';
 import { ReplyStatus, type Request } from '../protocol/text/request.js';
 import { encodeRequest } from '../protocol/text/request-encoder.js';
 import { ResponseParser, replyShapeOf, type InFlight } from '../protocol/text/response-parser.js';
+import { WriteBatch } from './write-batch.js';
 
 /**
  * Exponential reconnect backoff with jitter.
@@ -101,8 +102,11 @@ export function failRequest(req: Request, reply: Buffer): void {
 const COMPACT_AT = 1024;
 const WATCH_NOT_ALLOWED = notAllowed('watch');
 
-function uncorkTick(conn: UpstreamConnection): void {
-  conn.uncork();
+/** Requests batched and not yet written past this many bytes make the connection count as blocked. */
+const MAX_BATCH_BYTES = 1024 * 1024;
+
+function writeTick(conn: UpstreamConnection): void {
+  conn.writeBatch();
 }
 
 function checkTimeoutTick(conn: UpstreamConnection): void {
@@ -132,9 +136,14 @@ export class UpstreamConnection implements InFlight {
   private pendingOut: Buffer[];
   /** encoder output of one send(), reused */
   private readonly scratch: Buffer[];
-  /** the socket corked in this tick, uncorked on nextTick */
-  private corked: net.Socket | null;
-  /** clock read once per corked tick */
+  /**
+   * Requests sent in this turn of the event loop, written together once the
+   * turn's I/O callbacks have run (setImmediate): every client whose request
+   * arrived in the same poll shares one write to memcached.
+   */
+  private readonly batch: WriteBatch;
+  private writeScheduled: boolean;
+  /** clock read once per batch */
   private tickNowMs: number;
   private blocked: boolean;
   private drainCallbacks: (() => void)[];
@@ -160,7 +169,8 @@ export class UpstreamConnection implements InFlight {
     this.head = 0;
     this.pendingOut = [];
     this.scratch = [];
-    this.corked = null;
+    this.batch = new WriteBatch();
+    this.writeScheduled = false;
     this.tickNowMs = 0;
     this.blocked = false;
     this.drainCallbacks = [];
@@ -186,7 +196,7 @@ export class UpstreamConnection implements InFlight {
   }
 
   get isBlocked(): boolean {
-    return this.blocked;
+    return this.blocked || this.batch.bytes >= MAX_BATCH_BYTES;
   }
 
   start(): void {
@@ -240,18 +250,18 @@ export class UpstreamConnection implements InFlight {
       }
       return;
     }
-    this.cork(sock);
+    this.scheduleWrite();
     req.sentAtMs = this.tickNowMs;
     this.fifo.push(req);
     for (let i = 0; i < out.length; i++) {
       const b = out[i];
-      if (b !== undefined && !sock.write(b)) this.blocked = true;
+      if (b !== undefined) this.batch.push(b);
     }
   }
 
   /** `cb` runs once when the socket is writable again (at once, next tick, when it is not blocked). */
   onDrain(cb: () => void): void {
-    if (!this.blocked) {
+    if (!this.isBlocked) {
       process.nextTick(cb);
       return;
     }
@@ -312,10 +322,18 @@ export class UpstreamConnection implements InFlight {
 
   // ---- timers and socket events (module-level tick functions call these) ----
 
-  uncork(): void {
-    const sock = this.corked;
-    this.corked = null;
-    if (sock !== null && !sock.destroyed) sock.uncork();
+  /** Writes the requests batched in this turn. */
+  writeBatch(): void {
+    this.writeScheduled = false;
+    const sock = this.socket;
+    if (sock === null || sock.destroyed || (this.state !== ConnState.UP && this.state !== ConnState.CLOSING)) {
+      // a dropped socket's requests were failed with it; while connecting they wait in pendingOut
+      this.batch.clear();
+      return;
+    }
+    const wasBlocked = this.isBlocked;
+    if (!this.batch.writeTo(sock)) this.blocked = true;
+    else if (wasBlocked && !this.blocked) this.onWritable();
   }
 
   checkTimeout(): void {
@@ -339,12 +357,11 @@ export class UpstreamConnection implements InFlight {
     if (this.state === ConnState.BACKOFF) this.connect();
   }
 
-  private cork(sock: net.Socket): void {
-    if (this.corked === null) {
-      this.corked = sock;
+  private scheduleWrite(): void {
+    if (!this.writeScheduled) {
+      this.writeScheduled = true;
       this.tickNowMs = performance.now();
-      sock.cork();
-      process.nextTick(uncorkTick, this);
+      setImmediate(writeTick, this);
     }
   }
 
@@ -391,7 +408,7 @@ export class UpstreamConnection implements InFlight {
     const queued = this.pendingOut;
     if (queued.length === 0) return;
     this.pendingOut = [];
-    this.cork(sock);
+    this.scheduleWrite();
     const now = this.tickNowMs;
     for (let i = this.head; i < this.fifo.length; i++) {
       const req = this.fifo[i];
@@ -399,7 +416,7 @@ export class UpstreamConnection implements InFlight {
     }
     for (let i = 0; i < queued.length; i++) {
       const b = queued[i];
-      if (b !== undefined && !sock.write(b)) this.blocked = true;
+      if (b !== undefined) this.batch.push(b);
     }
   }
 
@@ -449,6 +466,7 @@ export class UpstreamConnection implements InFlight {
     this.clearTimer('connectTimer');
     this.parser.reset();
     this.pendingOut = [];
+    this.batch.clear();
   }
 
   /** Fails every in-flight request; new ones may be sent from the owners' callbacks. */
