@@ -104,6 +104,7 @@ function newPool(config: Config, logger: Logger): UpstreamPool {
     requestTimeoutMs: u.requestTimeoutMs,
     backoffMinMs: u.backoffMinMs,
     backoffMaxMs: u.backoffMaxMs,
+    metaGets: u.metaGets,
     logger: logger.child({ component: 'upstream' }),
   });
 }

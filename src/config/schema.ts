@@ -162,6 +162,12 @@ const upstreamSchema = z
     ).default(2000),
     backoffMinMs: positiveInt('first reconnect delay after a server fails, in milliseconds').default(50),
     backoffMaxMs: positiveInt('longest reconnect delay (the delay doubles up to this), in milliseconds').default(2000),
+    metaGets: z
+      .boolean()
+      .default(true)
+      .describe(
+        'send a one-key get/gets to memcached 1.6+ as the equivalent mg (memcached answers a pipeline of mg with one write per batch instead of one per get); clients still get VALUE/END',
+      ),
   })
   .superRefine(
     (value: unknown, ctx) => {

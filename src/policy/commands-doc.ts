@@ -53,6 +53,9 @@ function tenantBehaviour(id: number, name: string): string {
       return 'PLAIN authentication against the configured credentials';
     case Cmd.SASL_STEP:
       return '`Auth failure` (PLAIN takes one step)';
+    case Cmd.GET:
+    case Cmd.GETS:
+      return 'forwarded, keys in the tenant namespace; one key: sent to memcached 1.6+ as `mg` (`upstream.metaGets`), answered as VALUE… END';
   }
   const d = TENANT_DISPOSITION[id];
   if (d === Disposition.DENY) return `\`CLIENT_ERROR ${name} not allowed\``;

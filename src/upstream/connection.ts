@@ -25,7 +25,7 @@ import type { Logger } from 'pino';
 import { ErrorCode, UpstreamError, type UpstreamErrorCode } from '../errors.js';
 import { Cmd, ReplyShape } from '../protocol/text/commands.js';
 import { notAllowed, Replies } from '../protocol/text/replies.js';
-import { ReplyStatus, type Request } from '../protocol/text/request.js';
+import { ReplyStatus, Request, type ReplyOwner } from '../protocol/text/request.js';
 import { encodeRequest } from '../protocol/text/request-encoder.js';
 import { ResponseParser, replyShapeOf, type InFlight } from '../protocol/text/response-parser.js';
 import { WriteBatch } from './write-batch.js';
@@ -87,6 +87,11 @@ export interface ConnectionOptions {
   readonly backoffMaxMs: number;
   /** requests queued while connecting; more fail at once */
   readonly maxQueued: number;
+  /**
+   * Send one-key get/gets as mg once the server's `version` says it is
+   * memcached 1.6 or later (asked first thing on every connection).
+   */
+  readonly metaGets: boolean;
   readonly logger: Logger;
 }
 
@@ -100,6 +105,27 @@ export function failRequest(req: Request, reply: Buffer): void {
 }
 
 const COMPACT_AT = 1024;
+const VERSION_LINE = Buffer.from('version\r\n', 'latin1');
+const VERSION_REPLY = /^VERSION (\d+)\.(\d+)/;
+
+/** True when a `VERSION …` reply names memcached 1.6 or later (meta commands with `VA`/`EN` replies). */
+export function speaksMeta(versionReply: string): boolean {
+  const m = VERSION_REPLY.exec(versionReply);
+  if (m === null) return false;
+  const major = Number(m[1]);
+  return major > 1 || (major === 1 && Number(m[2]) >= 6);
+}
+
+/** The `version` a connection asks before anything else when metaGets is on. */
+function versionProbe(owner: ReplyOwner): Request {
+  const req = new Request();
+  req.cmd = Cmd.VERSION;
+  req.line = VERSION_LINE.subarray(0, 7);
+  req.argsStart = 7;
+  req.argsEnd = 7;
+  req.owner = owner;
+  return req;
+}
 const WATCH_NOT_ALLOWED = notAllowed('watch');
 
 /** Requests batched and not yet written past this many bytes make the connection count as blocked. */
@@ -121,7 +147,7 @@ function reconnectTick(conn: UpstreamConnection): void {
   conn.reconnect();
 }
 
-export class UpstreamConnection implements InFlight {
+export class UpstreamConnection implements InFlight, ReplyOwner {
   readonly address: string;
   private readonly opts: ConnectionOptions;
   private readonly log: Logger;
@@ -156,6 +182,10 @@ export class UpstreamConnection implements InFlight {
   /** monotonic ms of the last connect */
   private upSinceMs: number;
   private closeWaiters: (() => void)[];
+  /** this socket's server answered the version probe as memcached 1.6+: one-key gets go as mg */
+  private metaGets: boolean;
+  /** the probe in flight on this socket, null when none */
+  private probe: Request | null;
 
   constructor(opts: ConnectionOptions) {
     this.opts = opts;
@@ -181,6 +211,8 @@ export class UpstreamConnection implements InFlight {
     this.repliedSinceConnect = false;
     this.upSinceMs = 0;
     this.closeWaiters = [];
+    this.metaGets = false;
+    this.probe = null;
   }
 
   get connState(): ConnState {
@@ -232,7 +264,7 @@ export class UpstreamConnection implements InFlight {
     }
     const out = this.scratch;
     out.length = 0;
-    const refused = encodeRequest(req, out);
+    const refused = encodeRequest(req, out, this.metaGets);
     if (refused !== null) {
       failRequest(req, refused);
       return;
@@ -314,6 +346,18 @@ export class UpstreamConnection implements InFlight {
       this.backoff.reset();
     }
     if (this.state === ConnState.CLOSING && this.head === this.fifo.length) this.finishClose();
+  }
+
+  /** The version probe's reply (or its failure, when the connection broke first). */
+  onReply(req: Request): void {
+    if (req !== this.probe) return;
+    this.probe = null;
+    const parts = req.reply;
+    if (req.status !== ReplyStatus.OK || parts === null) return;
+    const text = Buffer.concat(parts).toString('latin1').trim();
+    this.metaGets = speaksMeta(text);
+    if (this.log.isLevelEnabled('debug'))
+      this.log.debug({ version: text, metaGets: this.metaGets }, 'upstream version');
   }
 
   onDesync(reason: string): void {
@@ -405,6 +449,13 @@ export class UpstreamConnection implements InFlight {
     } else if (this.log.isLevelEnabled('debug')) {
       this.log.debug('upstream connected');
     }
+    if (this.opts.metaGets) {
+      // asked before the requests queued while connecting, which were encoded without mg
+      const probe = versionProbe(this);
+      this.probe = probe;
+      this.fifo.splice(this.head, 0, probe);
+      this.pendingOut.unshift(VERSION_LINE);
+    }
     const queued = this.pendingOut;
     if (queued.length === 0) return;
     this.pendingOut = [];
@@ -467,6 +518,7 @@ export class UpstreamConnection implements InFlight {
     this.parser.reset();
     this.pendingOut = [];
     this.batch.clear();
+    this.metaGets = false;
   }
 
   /** Fails every in-flight request; new ones may be sent from the owners' callbacks. */

@@ -30,6 +30,8 @@ export interface UpstreamOptions {
   logger: Logger;
   /** requests queued per connection while it connects; more fail at once (default 10,000) */
   maxQueued?: number;
+  /** send one-key get/gets as mg to memcached 1.6+ (default true) */
+  metaGets?: boolean;
 }
 
 export interface UpstreamHealth {
@@ -77,6 +79,7 @@ export class UpstreamPool {
           backoffMinMs: opts.backoffMinMs,
           backoffMaxMs: opts.backoffMaxMs,
           maxQueued: opts.maxQueued ?? DEFAULT_MAX_QUEUED,
+          metaGets: opts.metaGets ?? true,
           logger: opts.logger.child({ upstream: first, conn: i }),
         }),
       );

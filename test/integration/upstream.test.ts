@@ -251,6 +251,46 @@ describe('UpstreamPool against memcached', () => {
     await pool.close();
   });
 
+  it('asks the version on connect, then sends one-key gets as mg and answers them as VALUE/END', async () => {
+    const pool = makePool();
+    pool.start();
+    // the probe goes first on each connection: once `version` is answered on slot 0, its result is known
+    expect(await text(pool, 'version')).toMatch(/^VERSION /);
+    expect(await text(pool, 'set g1 42 0 5', { value: 'hello' })).toBe('STORED\r\n');
+    const hit = await call(pool, 0, 'get g1');
+    expect(hit.upstreamMeta).toBe(true);
+    expect([replyText(hit), hit.status, hit.hits]).toEqual(['VALUE g1 42 5\r\nhello\r\nEND\r\n', ReplyStatus.OK, 1]);
+    const miss = await call(pool, 0, 'get nothing-here');
+    expect([replyText(miss), miss.status, miss.hits, miss.upstreamMeta]).toEqual([
+      'END\r\n',
+      ReplyStatus.MISS,
+      0,
+      true,
+    ]);
+    const rawGets = await raw.request('gets T7:g1\r\n');
+    expect(await text(pool, 'gets g1')).toBe(rawGets.replace('T7:g1', 'g1'));
+    const multi = await call(pool, 0, 'get g1 nothing-here');
+    expect(multi.upstreamMeta).toBe(false);
+    expect(replyText(multi)).toBe('VALUE g1 42 5\r\nhello\r\nEND\r\n');
+    // a key stored binary (ms … b) comes back in base64 from mg: still the client's VALUE line
+    expect(await text(pool, `ms ${Buffer.from('bin').toString('base64')} 2 b`, { value: 'hi' })).toBe('HD\r\n');
+    expect(await text(pool, 'get bin')).toBe('VALUE bin 0 2\r\nhi\r\nEND\r\n');
+    // the admin path: no namespace
+    expect(await text(pool, 'get T7:g1', { ns: null })).toBe('VALUE T7:g1 42 5\r\nhello\r\nEND\r\n');
+    await pool.close();
+  });
+
+  it('keeps gets classic when metaGets is off', async () => {
+    const pool = makePool({ metaGets: false });
+    pool.start();
+    expect(await text(pool, 'version')).toMatch(/^VERSION /);
+    expect(await text(pool, 'set g2 1 0 1', { value: 'x' })).toBe('STORED\r\n');
+    const hit = await call(pool, 0, 'get g2');
+    expect(hit.upstreamMeta).toBe(false);
+    expect(replyText(hit)).toBe('VALUE g2 1 1\r\nx\r\nEND\r\n');
+    await pool.close();
+  });
+
   it('queues requests sent while connecting and writes them on connect', async () => {
     const pool = makePool();
     pool.start();

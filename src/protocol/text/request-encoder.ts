@@ -14,7 +14,7 @@
  */
 import { MAX_KEY_BYTES } from '../limits.js';
 import { decodeBase64Into, base64DecodedLength, base64EncodedLength, encodeBase64Into } from './base64.js';
-import { Syntax, commandSpec, type CommandSpec } from './commands.js';
+import { Cmd, Syntax, commandSpec, type CommandSpec } from './commands.js';
 import { CRLF, Replies } from './replies.js';
 import type { Request } from './request.js';
 
@@ -131,6 +131,34 @@ function pushValue(req: Request, out: Buffer[]): void {
     }
   }
   out.push(CRLF);
+}
+
+const MG_ = Buffer.from('mg ', 'latin1');
+/** flags of the mg a one-key get is sent as: value, client flags, key (checked against the request's) */
+const MG_GET_FLAGS = Buffer.from(' v f k\r\n', 'latin1');
+/** ... and of a one-key gets: the cas unique too */
+const MG_GETS_FLAGS = Buffer.from(' v f c k\r\n', 'latin1');
+
+/**
+ * A one-key `get|gets <key>` as `mg <key> v f [c] k`. memcached 1.6 ends the
+ * batch of a classic get with a write of its own (one send per request), but
+ * answers a pipeline of mg with one write per batch; the response parser
+ * turns `VA`/`EN` back into `VALUE … END` / `END` (request.upstreamMeta).
+ */
+function encodeGetAsMeta(req: Request, withCas: boolean, out: Buffer[]): Buffer | null {
+  const ks = req.keys[0] ?? 0;
+  const ke = req.keys[1] ?? 0;
+  const k = upstreamKeyLength(req, ks, ke);
+  const refused = keyRefusal(k);
+  if (refused !== null) return refused;
+  const flags = withCas ? MG_GETS_FLAGS : MG_GET_FLAGS;
+  const dst = Buffer.allocUnsafe(MG_.length + k + flags.length);
+  let o = MG_.copy(dst, 0);
+  o = writeKey(req, ks, ke, dst, o);
+  flags.copy(dst, o);
+  out.push(dst);
+  req.upstreamMeta = true;
+  return null;
 }
 
 /** `get|gets <keys>` and `gat|gats <exptime> <keys>` */
@@ -301,7 +329,8 @@ function encodeKeyless(req: Request, spec: CommandSpec, syntax: Syntax, out: Buf
 
 /**
  * Pushes the canonical upstream form of `req` onto `out`: one new Buffer per
- * command line, value slices as they are (never copied).
+ * command line, value slices as they are (never copied). With `metaGets` (the
+ * server speaks meta commands), a one-key get or gets goes as `mg`.
  *
  * Returns null when `req` was encoded, otherwise the reply to answer it with
  * instead (nothing is pushed), for requests that would desynchronise or
@@ -313,11 +342,14 @@ function encodeKeyless(req: Request, spec: CommandSpec, syntax: Syntax, out: Buf
  * - `CLIENT_ERROR bad data chunk`: value slices that do not add up to `bytes`
  *   (memcached would read the rest of the stream as data).
  */
-export function encodeRequest(req: Request, out: Buffer[]): Buffer | null {
+export function encodeRequest(req: Request, out: Buffer[], metaGets = false): Buffer | null {
   const spec = commandSpec(req.cmd);
   const syntax = spec.syntax;
   switch (syntax) {
     case Syntax.RETRIEVE:
+      if (metaGets && req.keys.length === 2 && req.binary === null) {
+        return encodeGetAsMeta(req, req.cmd === Cmd.GETS, out);
+      }
       return encodeRetrieve(req, spec, false, out);
     case Syntax.GAT:
       return encodeRetrieve(req, spec, true, out);

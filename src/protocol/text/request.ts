@@ -117,6 +117,8 @@ export class Request {
   sentAtMs: number;
   /** the session already counted this request's outcome where it decided it (a denial, a rate limit) */
   outcomeCounted: boolean;
+  /** set by the encoder: a one-key get/gets went upstream as `mg`; its VA/EN reply is read back as VALUE/END */
+  upstreamMeta: boolean;
 
   constructor() {
     this.cmd = 0;
@@ -145,6 +147,7 @@ export class Request {
     this.done = false;
     this.sentAtMs = 0;
     this.outcomeCounted = false;
+    this.upstreamMeta = false;
   }
 
   get keyCount(): number {

@@ -28,6 +28,8 @@ const CR = 0x0d; // \r
 const LF = 0x0a; // \n
 const LOWER_K = 0x6b; // 'k' meta flag: returned key
 const LOWER_B = 0x62; // 'b' meta flag: key is base64
+const LOWER_C = 0x63; // 'c' meta flag: cas unique
+const LOWER_F = 0x66; // 'f' meta flag: client flags
 const DIGIT_0 = 0x30; // '0'
 const DIGIT_9 = 0x39; // '9'
 
@@ -70,6 +72,7 @@ const VERSION_ = w('VERSION ');
 const MN = w('MN');
 const ME_ = w('ME ');
 const EN = w('EN');
+const END_LINE = w('END\r\n');
 const METADUMP = w('metadump');
 const MGDUMP = w('mgdump');
 
@@ -236,7 +239,12 @@ export class ResponseParser {
         if (chunk[pos] !== LF) return this.desync('data block not followed by CRLF');
         pos++;
         this.state = State.LINE;
-        if (this.shape === ReplyShape.META) this.complete(pos, this.req);
+        if (this.shape === ReplyShape.META) {
+          const req = this.req;
+          // a get sent as mg: its one VALUE ends with END
+          if (req !== null && req.upstreamMeta) this.appendLine(pos, END_LINE);
+          this.complete(pos, req);
+        }
       }
       if (this.epoch !== epoch) return;
     }
@@ -261,7 +269,7 @@ export class ResponseParser {
       return false;
     }
     this.req = req;
-    this.shape = replyShapeOf(req);
+    this.shape = req.upstreamMeta ? ReplyShape.META : replyShapeOf(req);
     this.parts = [];
     this.lines = 0;
     req.reply = this.parts;
@@ -343,6 +351,13 @@ export class ResponseParser {
     this.partialLen = need;
   }
 
+  /** Adds `line` to the reply after the current chunk's bytes before `pos`. */
+  private appendLine(pos: number, line: Buffer): void {
+    if (pos > this.runStart) this.parts.push(this.chunk.subarray(this.runStart, pos));
+    this.parts.push(line);
+    this.runStart = pos;
+  }
+
   /** Finishes the reply of `req`, whose last byte is before `end` in the current chunk. */
   private complete(end: number, req: Request | null): void {
     if (req === null) return;
@@ -403,6 +418,7 @@ export class ResponseParser {
   private onMetaLine(req: Request, buf: Buffer, s: number, e: number): Next {
     if (e - s < 2 || (e > s + 2 && buf[s + 2] !== SP)) return this.bad('unexpected meta reply line');
     const code = ((buf[s] ?? 0) << 8) | (buf[s + 1] ?? 0);
+    if (req.upstreamMeta) return this.onGetAsMetaLine(req, buf, s, e, code);
     if (code === VA) {
       const ze = tokenEnd(buf, s + 3, e);
       const size = parseDigits(buf, s + 3, ze);
@@ -423,6 +439,100 @@ export class ResponseParser {
     if (!this.stripMetaKey(req, buf, s, e, s + 2)) return Next.BAD;
     req.status = status;
     return Next.DONE;
+  }
+
+  /**
+   * The reply to a one-key get/gets sent as `mg <ns><key> v f [c] k`
+   * (encodeGetAsMeta): `EN [k<ns><key>]` becomes `END`; `VA <size> f<flags>
+   * [c<cas>] k<ns><key> [W|X|Z]` becomes the client's `VALUE <key> <flags>
+   * <size> [<cas>]`. A returned key must be exactly the one asked for.
+   */
+  private onGetAsMetaLine(req: Request, buf: Buffer, s: number, e: number, code: number): Next {
+    const isValue = code === VA;
+    if (!isValue && code !== EN2) return this.bad('unexpected reply to a get sent as mg');
+    const ze = isValue ? tokenEnd(buf, s + 3, e) : s + 2;
+    const size = isValue ? parseDigits(buf, s + 3, ze) : 0;
+    if (size < 0) return this.bad('malformed VA line');
+    let fs = -1;
+    let fe = -1;
+    let cs = -1;
+    let ce = -1;
+    let ks = -1;
+    let ke = -1;
+    let base64 = false;
+    let i = ze;
+    while (i < e) {
+      if (buf[i] === SP) {
+        i++;
+        continue;
+      }
+      const te = tokenEnd(buf, i, e);
+      const flag = buf[i];
+      if (flag === LOWER_B && te === i + 1) {
+        // the item was stored with a binary key (ms … b): memcached returns it in base64
+        base64 = true;
+      } else if (flag === LOWER_F) {
+        fs = i + 1;
+        fe = te;
+      } else if (flag === LOWER_C) {
+        cs = i + 1;
+        ce = te;
+      } else if (flag === LOWER_K) {
+        ks = i + 1;
+        ke = te;
+      }
+      i = te;
+    }
+    if (ks >= 0 && !this.isRequestKey(req, buf, ks, ke, base64)) return this.bad("reply key is not the request's key");
+    if (!isValue) {
+      req.status = ReplyStatus.MISS;
+      this.lineOut = END_LINE;
+      return Next.DONE;
+    }
+    const withCas = req.cmd === Cmd.GETS;
+    if (ks < 0 || !allDigits(buf, fs, fe) || (withCas && !allDigits(buf, cs, ce))) return this.bad('malformed VA line');
+    const line = req.line;
+    const keyStart = req.keys[0] ?? 0;
+    const keyEnd = req.keys[1] ?? 0;
+    const sizeLen = ze - (s + 3);
+    let len = VALUE_.length + (keyEnd - keyStart) + 1 + (fe - fs) + 1 + sizeLen + 2;
+    if (withCas) len += 1 + ce - cs;
+    const out = Buffer.allocUnsafe(len);
+    let o = VALUE_.copy(out, 0);
+    o += line.copy(out, o, keyStart, keyEnd);
+    out[o++] = SP;
+    o += buf.copy(out, o, fs, fe);
+    out[o++] = SP;
+    o += buf.copy(out, o, s + 3, ze);
+    if (withCas) {
+      out[o++] = SP;
+      o += buf.copy(out, o, cs, ce);
+    }
+    out[o] = CR;
+    out[o + 1] = LF;
+    this.lineOut = out;
+    req.status = ReplyStatus.OK;
+    req.hits = 1;
+    this.dataLeft = size;
+    return Next.DATA;
+  }
+
+  /** `buf[ks, ke)` (base64 text when `base64`) is the request's one key as sent upstream: namespace, then the client's key. */
+  private isRequestKey(req: Request, buf: Buffer, ks: number, ke: number, base64: boolean): boolean {
+    if (base64) {
+      const raw = base64DecodedLength(buf, ks, ke);
+      if (raw < 0 || raw > rawKey.length) return false;
+      return this.isRequestKey(req, rawKey, 0, decodeBase64Into(buf, ks, ke, rawKey, 0), false);
+    }
+    const ns = req.ns;
+    const n = ns === null ? 0 : ns.length;
+    const keyStart = req.keys[0] ?? 0;
+    const keyLen = (req.keys[1] ?? 0) - keyStart;
+    if (ke - ks !== n + keyLen) return false;
+    if (ns !== null && !bytesAt(buf, ks, ns)) return false;
+    const line = req.line;
+    for (let j = 0; j < keyLen; j++) if (buf[ks + n + j] !== line[keyStart + j]) return false;
+    return true;
   }
 
   /** Lines until `last` (stats, lru_crawler dumps); a first line OK, RESET or BUSY ends it too. */

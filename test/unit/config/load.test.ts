@@ -36,6 +36,7 @@ describe('parseConfigText', () => {
       requestTimeoutMs: 2000,
       backoffMinMs: 50,
       backoffMaxMs: 2000,
+      metaGets: true,
     });
     expect(config.state).toEqual({ url: 'file:./memgate-state.json' });
     expect(config.log).toEqual({ level: 'info' });

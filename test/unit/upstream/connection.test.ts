@@ -1,5 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import { Backoff } from '../../../src/upstream/connection.js';
+import { Backoff, speaksMeta } from '../../../src/upstream/connection.js';
+
+describe('speaksMeta', () => {
+  it('is true for memcached 1.6 and later', () => {
+    for (const v of ['VERSION 1.6.0', 'VERSION 1.6.18', 'VERSION 1.6.39-beta', 'VERSION 1.10.1', 'VERSION 2.0.0']) {
+      expect(speaksMeta(v), v).toBe(true);
+    }
+  });
+
+  it('is false for older servers and for anything it cannot read', () => {
+    for (const v of ['VERSION 1.5.22', 'VERSION 1.4.39', 'VERSION 0.9', 'VERSION abc', 'ERROR', '', 'VERSION1.6.0']) {
+      expect(speaksMeta(v), v).toBe(false);
+    }
+  });
+});
 
 describe('Backoff', () => {
   it('doubles its ceiling from min up to max', () => {

@@ -13,6 +13,8 @@ export interface BuildOptions {
   /** the data block, as one string or as the slices it "arrived" in */
   value?: string | Buffer | Buffer[];
   owner?: ReplyOwner | null;
+  /** the encoder sent this one-key get/gets as mg (see encodeGetAsMeta) */
+  upstreamMeta?: boolean;
 }
 
 /** `line` is the client's command line without "\r\n", tokens separated by single spaces. */
@@ -117,6 +119,7 @@ export function buildRequest(line: string, opts: BuildOptions = {}): Request {
   const ns = opts.ns ?? null;
   req.ns = typeof ns === 'string' ? Buffer.from(ns, 'latin1') : ns;
   req.owner = opts.owner ?? null;
+  req.upstreamMeta = opts.upstreamMeta ?? false;
   return req;
 }
 

@@ -217,6 +217,57 @@ describe('encodeRequest', () => {
   });
 });
 
+describe('encodeRequest with metaGets (memcached 1.6+ upstream)', () => {
+  const meta = (line: string, opts: BuildOptions = {}) => {
+    const req = buildRequest(line, opts);
+    const out: Buffer[] = [];
+    const refused = encodeRequest(req, out, true);
+    return { text: Buffer.concat(out).toString('latin1'), refused, req };
+  };
+
+  it('sends a one-key get as mg asking for value, flags and key, and marks the request', () => {
+    const { text, refused, req } = meta('get foo', { ns: 'T1:' });
+    expect(refused).toBeNull();
+    expect(text).toBe('mg T1:foo v f k\r\n');
+    expect(req.upstreamMeta).toBe(true);
+  });
+
+  it('asks for the cas unique too for a one-key gets', () => {
+    expect(meta('gets foo', { ns: 'T1:' }).text).toBe('mg T1:foo v f c k\r\n');
+  });
+
+  it('sends an admin tenant key (no namespace) unchanged', () => {
+    expect(meta('get plain').text).toBe('mg plain v f k\r\n');
+  });
+
+  it('keeps multi-key get, gat and gats classic', () => {
+    for (const [line, upstream] of [
+      ['get a b', 'get N:a N:b\r\n'],
+      ['gets a b', 'gets N:a N:b\r\n'],
+      ['gat 10 a', 'gat 10 N:a\r\n'],
+      ['gats 10 a', 'gats 10 N:a\r\n'],
+    ] as const) {
+      const { text, req } = meta(line, { ns: 'N:' });
+      expect(text).toBe(upstream);
+      expect(req.upstreamMeta).toBe(false);
+    }
+  });
+
+  it('keeps get classic without metaGets', () => {
+    const req = buildRequest('get foo', { ns: 'N:' });
+    const out: Buffer[] = [];
+    encodeRequest(req, out);
+    expect(Buffer.concat(out).toString('latin1')).toBe('get N:foo\r\n');
+    expect(req.upstreamMeta).toBe(false);
+  });
+
+  it('refuses a key over 250 bytes once namespaced, as for a classic get', () => {
+    const { refused, text } = meta(`get ${'k'.repeat(247)}`, { ns: 'N:ab' });
+    expect(refused).toBe(Replies.BAD_FORMAT);
+    expect(text).toBe('');
+  });
+});
+
 describe('digit writer', () => {
   it('writes integers exactly, negative ones with a sign', () => {
     fc.assert(

@@ -37,6 +37,8 @@ const S = ReplyStatus;
 const T = { ns: 'T:' };
 const b64 = (s: string) => Buffer.from(s, 'latin1').toString('base64');
 const mgB64 = (key: string): Req => [`mg ${b64(key)} b k v`, T];
+/** a one-key get/gets the encoder sent as `mg <ns><key> v f [c] k` */
+const M = { ...T, upstreamMeta: true };
 
 const FIXTURES: Fixture[] = [
   {
@@ -337,6 +339,54 @@ const FIXTURES: Fixture[] = [
     expected: { client: `ME ${b64('foo')} exp=-1 la=0\r\n`, status: S.OK },
   },
   { name: 'me miss', req: ['me foo', T], upstream: 'EN\r\n', expected: { client: 'EN\r\n', status: S.MISS } },
+  {
+    name: 'a get sent as mg: VA becomes the VALUE line with the client key, and END follows the data',
+    req: ['get foo', M],
+    upstream: 'VA 3 f5 kT:foo\r\nbar\r\n',
+    expected: { client: 'VALUE foo 5 3\r\nbar\r\nEND\r\n', status: S.OK, hits: 1 },
+  },
+  {
+    name: 'a get sent as mg: EN becomes END',
+    req: ['get foo', M],
+    upstream: 'EN\r\n',
+    expected: { client: 'END\r\n', status: S.MISS, hits: 0 },
+  },
+  {
+    name: 'a get sent as mg: EN with the key (memcached 1.6.18 echoes k on a miss)',
+    req: ['get foo', M],
+    upstream: 'EN kT:foo\r\n',
+    expected: { client: 'END\r\n', status: S.MISS, hits: 0 },
+  },
+  {
+    name: 'a gets sent as mg: the cas unique goes last on the VALUE line',
+    req: ['gets foo', M],
+    upstream: 'VA 2 f4294967295 c18446744073709551615 kT:foo\r\nhi\r\n',
+    expected: { client: 'VALUE foo 4294967295 2 18446744073709551615\r\nhi\r\nEND\r\n', status: S.OK, hits: 1 },
+  },
+  {
+    name: 'a get sent as mg: flags in any order, stale and win flags ignored',
+    req: ['get foo', M],
+    upstream: 'VA 1 kT:foo W f0 X Z\r\nx\r\n',
+    expected: { client: 'VALUE foo 0 1\r\nx\r\nEND\r\n', status: S.OK, hits: 1 },
+  },
+  {
+    name: 'a get sent as mg of a key stored binary (ms … b): the key comes back in base64',
+    req: ['get b64key', M],
+    upstream: `VA 2 f0 k${b64('T:b64key')} b\r\nhi\r\n`,
+    expected: { client: 'VALUE b64key 0 2\r\nhi\r\nEND\r\n', status: S.OK, hits: 1 },
+  },
+  {
+    name: 'a get sent as mg without a namespace (admin tenant)',
+    req: ['get foo', { upstreamMeta: true }],
+    upstream: 'VA 0 f1 kfoo\r\n\r\n',
+    expected: { client: 'VALUE foo 1 0\r\n\r\nEND\r\n', status: S.OK, hits: 1 },
+  },
+  {
+    name: 'a get sent as mg: an error line passes as it is',
+    req: ['get foo', M],
+    upstream: 'SERVER_ERROR out of memory\r\n',
+    expected: { client: 'SERVER_ERROR out of memory\r\n', status: S.ERROR, hits: 0 },
+  },
 ];
 
 interface DesyncFixture {
@@ -371,6 +421,16 @@ const DESYNCS: DesyncFixture[] = [
   { name: 'a VALUE cas that is not a number', req: ['gets foo', T], upstream: 'VALUE T:foo 0 1 1x\r\nx\r\nEND\r\n' },
   { name: 'a data block longer than announced', req: ['get foo', T], upstream: 'VALUE T:foo 0 1\r\nxyEND\r\n' },
   { name: 'a line ended by a bare LF', req: ['get foo', T], upstream: 'END\n' },
+  { name: 'a get sent as mg answered with another key', req: ['get foo', M], upstream: 'VA 1 f0 kT:fob\r\nx\r\n' },
+  { name: 'a get sent as mg answered with a longer key', req: ['get foo', M], upstream: 'VA 1 f0 kT:fooo\r\nx\r\n' },
+  { name: 'a get sent as mg answered in another namespace', req: ['get foo', M], upstream: 'VA 1 f0 kX:foo\r\nx\r\n' },
+  { name: 'a get sent as mg: a miss for another key', req: ['get foo', M], upstream: 'EN kT:bar\r\n' },
+  { name: 'a get sent as mg: VA without the key', req: ['get foo', M], upstream: 'VA 1 f0\r\nx\r\n' },
+  { name: 'a get sent as mg: VA without client flags', req: ['get foo', M], upstream: 'VA 1 kT:foo\r\nx\r\n' },
+  { name: 'a gets sent as mg: VA without cas', req: ['gets foo', M], upstream: 'VA 1 f0 kT:foo\r\nx\r\n' },
+  { name: 'a get sent as mg: flags that are not a number', req: ['get foo', M], upstream: 'VA 1 f1x kT:foo\r\nx\r\n' },
+  { name: 'a get sent as mg: HD', req: ['get foo', M], upstream: 'HD\r\n' },
+  { name: 'a get sent as mg: a classic VALUE list', req: ['get foo', M], upstream: 'VALUE T:foo 0 1\r\nx\r\nEND\r\n' },
 ];
 
 function run(reqs: Req[], chunks: Buffer[]) {
