@@ -13,6 +13,7 @@
  * and hides the ones the client asked not to see.
  */
 import { MAX_KEY_BYTES } from '../limits.js';
+import { copyBytes } from './bytes.js';
 import { decodeBase64Into, base64DecodedLength, base64EncodedLength, encodeBase64Into } from './base64.js';
 import { Cmd, Syntax, commandSpec, type CommandSpec } from './commands.js';
 import { CRLF, Replies } from './replies.js';
@@ -88,11 +89,8 @@ function keyRefusal(upstreamLength: number): Buffer | null {
 /** Writes the upstream form of key `line[start, end)` at `at`; returns the offset after it. */
 function writeKey(req: Request, start: number, end: number, dst: Buffer, at: number): number {
   const ns = req.ns;
-  if (ns === null) return at + req.line.copy(dst, at, start, end);
-  if (!req.metaBase64) {
-    const o = at + ns.copy(dst, at);
-    return o + req.line.copy(dst, o, start, end);
-  }
+  if (ns === null) return copyBytes(req.line, start, end, dst, at);
+  if (!req.metaBase64) return copyBytes(req.line, start, end, dst, copyBytes(ns, 0, ns.length, dst, at));
   const need = ns.length + base64DecodedLength(req.line, start, end);
   if (rawKey.length < need) rawKey = Buffer.allocUnsafe(need * 2);
   ns.copy(rawKey, 0);
@@ -101,11 +99,12 @@ function writeKey(req: Request, start: number, end: number, dst: Buffer, at: num
 }
 
 function writeName(spec: CommandSpec, dst: Buffer): number {
-  return spec.nameBytes.copy(dst, 0);
+  const name = spec.nameBytes;
+  return copyBytes(name, 0, name.length, dst, 0);
 }
 
 function writeRange(req: Request, start: number, end: number, dst: Buffer, at: number): number {
-  return at + req.line.copy(dst, at, start, end);
+  return copyBytes(req.line, start, end, dst, at);
 }
 
 function endLine(dst: Buffer, at: number): number {
@@ -153,9 +152,9 @@ function encodeGetAsMeta(req: Request, withCas: boolean, out: Buffer[]): Buffer 
   if (refused !== null) return refused;
   const flags = withCas ? MG_GETS_FLAGS : MG_GET_FLAGS;
   const dst = Buffer.allocUnsafe(MG_.length + k + flags.length);
-  let o = MG_.copy(dst, 0);
+  let o = copyBytes(MG_, 0, MG_.length, dst, 0);
   o = writeKey(req, ks, ke, dst, o);
-  flags.copy(dst, o);
+  copyBytes(flags, 0, flags.length, dst, o);
   out.push(dst);
   req.upstreamMeta = true;
   return null;

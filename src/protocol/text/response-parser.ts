@@ -20,6 +20,7 @@
  */
 import { MAX_KEY_BYTES } from '../limits.js';
 import { base64DecodedLength, base64EncodedLength, decodeBase64Into, encodeBase64Into } from './base64.js';
+import { copyBytes } from './bytes.js';
 import { Cmd, ReplyShape, Syntax, commandSpec } from './commands.js';
 import { EMPTY, ReplyStatus, type Request } from './request.js';
 
@@ -498,15 +499,15 @@ export class ResponseParser {
     let len = VALUE_.length + (keyEnd - keyStart) + 1 + (fe - fs) + 1 + sizeLen + 2;
     if (withCas) len += 1 + ce - cs;
     const out = Buffer.allocUnsafe(len);
-    let o = VALUE_.copy(out, 0);
-    o += line.copy(out, o, keyStart, keyEnd);
+    let o = copyBytes(VALUE_, 0, VALUE_.length, out, 0);
+    o = copyBytes(line, keyStart, keyEnd, out, o);
     out[o++] = SP;
-    o += buf.copy(out, o, fs, fe);
+    o = copyBytes(buf, fs, fe, out, o);
     out[o++] = SP;
-    o += buf.copy(out, o, s + 3, ze);
+    o = copyBytes(buf, s + 3, ze, out, o);
     if (withCas) {
       out[o++] = SP;
-      o += buf.copy(out, o, cs, ce);
+      o = copyBytes(buf, cs, ce, out, o);
     }
     out[o] = CR;
     out[o + 1] = LF;
@@ -657,9 +658,9 @@ export class ResponseParser {
     }
     const keyLen = base64 ? base64EncodedLength(to - from - n) : to - from - n;
     const out = Buffer.allocUnsafe(ks - s + keyLen + e - ke + 2);
-    let o = buf.copy(out, 0, s, ks);
-    o = base64 ? encodeBase64Into(src, from + n, to, out, o) : o + src.copy(out, o, from + n, to);
-    o += buf.copy(out, o, ke, e);
+    let o = copyBytes(buf, s, ks, out, 0);
+    o = base64 ? encodeBase64Into(src, from + n, to, out, o) : copyBytes(src, from + n, to, out, o);
+    o = copyBytes(buf, ke, e, out, o);
     out[o] = CR;
     out[o + 1] = LF;
     this.lineOut = out;
