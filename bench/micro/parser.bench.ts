@@ -48,6 +48,13 @@ describe(`policy + encoder (${N} gets per iteration)`, () => {
       encodeRequest(r, out);
     }
   });
+  bench('encode with namespace, as mg', () => {
+    const out: Buffer[] = [];
+    for (const r of parsedGets) {
+      r.ns = NS;
+      encodeRequest(r, out, true);
+    }
+  });
 });
 
 const hit = Buffer.from(
@@ -55,6 +62,8 @@ const hit = Buffer.from(
   'latin1',
 );
 const hitsN = Buffer.concat(Array.from({ length: N }, () => hit));
+const vaHit = Buffer.from(`VA 32 f0 k${NS.toString('latin1')}user:12345:profile\r\n${'x'.repeat(32)}\r\n`, 'latin1');
+const vaHitsN = Buffer.concat(Array.from({ length: N }, () => vaHit));
 const inflight: Request[] = [];
 let head = 0;
 const rp = new ResponseParser({
@@ -74,18 +83,27 @@ describe(`response parser (${N} replies per iteration)`, () => {
       head = 0;
       rp.feed(hitsN);
     },
-    {
-      setup: () => {
-        inflight.length = 0;
-        for (const r of parsedGets) {
-          r.ns = NS;
-          r.owner = null;
-          r.done = false;
-          inflight.push(r);
-        }
-      },
+    { setup: () => resetInflight(false) },
+  );
+  bench(
+    'VA hit of a get sent as mg, read back as VALUE…END',
+    () => {
+      head = 0;
+      rp.feed(vaHitsN);
     },
+    { setup: () => resetInflight(true) },
   );
 });
+
+function resetInflight(asMeta: boolean): void {
+  inflight.length = 0;
+  for (const r of parsedGets) {
+    r.ns = NS;
+    r.owner = null;
+    r.done = false;
+    r.upstreamMeta = asMeta;
+    inflight.push(r);
+  }
+}
 
 export { last };
