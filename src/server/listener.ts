@@ -54,7 +54,9 @@ export class Listener {
     this.sessions = sessions;
     this.nextId = nextId;
     this.log = log;
-    const socketOpts = { noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 };
+    // allowHalfOpen: a client that shuts down its sending side (`nc`, `printf … | nc -q1`) still gets the
+    // replies to what it sent, as from memcached; the session ends its side once they are written
+    const socketOpts = { noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000, allowHalfOpen: true };
     const t = spec.tls;
     if (t === undefined) {
       this.server = net.createServer(socketOpts, (socket) => this.accept(socket));

@@ -190,6 +190,8 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
       this.flush();
       this.pumpWaiting();
     });
+    // the client will send nothing more: answer what it sent, then close (the listener allows half-open sockets)
+    socket.on('end', () => this.drain());
     socket.on('error', (err) => this.log.debug({ err }, 'client socket error'));
     socket.on('close', () => this.onClose());
   }

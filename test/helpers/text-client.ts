@@ -41,6 +41,11 @@ export class TextClient {
     this.socket.write(data);
   }
 
+  /** Shuts down the sending side (FIN), as `nc` does at the end of its input; replies can still arrive. */
+  endInput(): void {
+    this.socket.end();
+  }
+
   /** Everything received so far (and clears it). */
   take(): Buffer {
     const b = this.buf;

@@ -232,6 +232,18 @@ describe('framing', () => {
     await a.waitClosed();
     expect(a.take().toString('latin1')).toBe('STORED\r\nVALUE q 0 1\r\n1\r\nEND\r\n');
   });
+
+  it('answers everything a client sent before it shut down its sending side (printf … | nc), then closes', async () => {
+    for (const reader of [ALPHA, OPS]) {
+      const a = await client(reader);
+      a.send('set hc 3 0 2\r\nhi\r\nget hc\r\ngets nope\r\nversion\r\nget hc nope\r\n');
+      a.endInput();
+      await a.waitClosed();
+      expect(a.take().toString('latin1')).toMatch(
+        /^STORED\r\nVALUE hc 3 2\r\nhi\r\nEND\r\nEND\r\nVERSION \S+\r\nVALUE hc 3 2\r\nhi\r\nEND\r\n$/,
+      );
+    }
+  });
 });
 
 describe('noreply, differential against memcached', () => {
