@@ -3,6 +3,7 @@
  * No mocked memcached anywhere: tests talk to the real server.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 
 export interface MemcachedProcess {
@@ -15,6 +16,24 @@ export interface MemcachedProcess {
   kill(): Promise<void>;
   /** start again on the same port after kill() */
   restart(): Promise<void>;
+  /**
+   * SIGSTOP, resolved once the kernel reports every thread stopped: on a busy
+   * machine a runnable process can still answer a request or two after the
+   * signal was sent.
+   */
+  pause(): Promise<void>;
+}
+
+/** Every thread of `pid` is in state T (stopped), from /proc. */
+function allStopped(pid: number): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/task`).every((tid) => {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1');
+      return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T');
+    });
+  } catch {
+    return false;
+  }
 }
 
 export function freePort(host = '127.0.0.1'): Promise<number> {
@@ -82,6 +101,15 @@ export async function spawnMemcached(extraArgs: readonly string[] = []): Promise
     async restart() {
       child = start(port, extraArgs);
       await waitForPort(host, port);
+    },
+    async pause() {
+      child.kill('SIGSTOP');
+      const pid = child.pid ?? 0;
+      const deadline = Date.now() + 5000;
+      while (!allStopped(pid)) {
+        if (Date.now() > deadline) throw new Error(`memcached ${pid} did not stop`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
     },
   };
   return proc;
