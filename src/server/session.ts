@@ -119,8 +119,17 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
   private pauseReasons: number;
   private flushScheduled: boolean;
   private closed: boolean;
-  /** set once a request makes the stream end (quit, unauthenticated, fatal): nothing after it is read */
+  /**
+   * Nothing more is read; the connection closes once the replies owed are
+   * written. Set by cutOffStream(), by the client shutting down its sending side and
+   * by a graceful stop (drain).
+   */
   private ending: boolean;
+  /**
+   * A request ended the stream (quit, unauthenticated, fatal): requests after
+   * it get no reply, even ones already parsed and held. Implies `ending`.
+   */
+  private cutOffFlag: boolean;
   /** requests parsed while local work (a rotation) is pending; dispatched in order after it */
   private held: Request[] | null;
   private readonly flushBound: () => void;
@@ -161,6 +170,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     this.flushScheduled = false;
     this.closed = false;
     this.ending = false;
+    this.cutOffFlag = false;
     this.held = null;
     this.flushBound = () => this.flush();
     this.upstreamDrainBound = () => this.clearPause(PauseReason.UPSTREAM_WRITE_BLOCKED);
@@ -250,7 +260,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
       }
       if (req.binary !== null && req.error === null && this.answerSasl(req)) return;
       // memcached closes a connection that sends anything before authenticating
-      this.ending = true;
+      this.cutOffStream();
       this.complete(req, Replies.UNAUTHENTICATED, ReplyStatus.ERROR);
       return;
     }
@@ -262,7 +272,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     const cmd = req.cmd;
     if (req.binary !== null && this.answerBinaryOnly(req)) return;
     if (cmd === Cmd.QUIT) {
-      this.ending = true;
+      this.cutOffStream();
       this.complete(req, null, ReplyStatus.NONE);
       return;
     }
@@ -461,7 +471,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
       // another flush_all or auth among the held requests holds the ones after it again;
       // once the stream is ending, the rest get no reply (their slots are emptied)
       for (const r of held) {
-        if (this.ending) this.complete(r, null, ReplyStatus.NONE);
+        if (this.cutOffFlag) this.complete(r, null, ReplyStatus.NONE);
         else this.dispatchOrHold(r);
       }
     }
@@ -482,7 +492,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
   private authenticate(req: Request): void {
     const settings = this.ctx.auth;
     if (req.bytes > settings.maxTokenBytes) {
-      this.ending = true;
+      this.cutOffStream();
       this.complete(req, Replies.AUTH_TOKEN_TOO_LONG, ReplyStatus.ERROR);
       return;
     }
@@ -520,7 +530,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
             : null;
         if (plain === null) {
           this.authFailures++;
-          if (this.authFailures >= this.ctx.auth.maxFailuresPerConnection) this.ending = true;
+          if (this.authFailures >= this.ctx.auth.maxFailuresPerConnection) this.cutOffStream();
           this.complete(req, Replies.AUTH_FAILURE, ReplyStatus.ERROR);
         } else {
           this.checkCredentials(req, plain.user, plain.password);
@@ -569,7 +579,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
               this.afterLocalWork(req, Replies.STORED, ReplyStatus.STORED);
             } else {
               // memcached's words when it refuses a connection
-              this.ending = true;
+              this.cutOffStream();
               this.afterLocalWork(req, Replies.TOO_MANY_CONNECTIONS, ReplyStatus.ERROR);
             }
             return;
@@ -577,13 +587,13 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
         }
         this.authFailures++;
         if (!result.ok && (result.lockedOut || this.authFailures >= settings.maxFailuresPerConnection)) {
-          this.ending = true;
+          this.cutOffStream();
         }
         this.afterLocalWork(req, Replies.AUTH_FAILURE, ReplyStatus.ERROR);
       },
       (err: unknown) => {
         this.log.error({ err }, 'authentication check failed');
-        this.ending = true;
+        this.cutOffStream();
         this.afterLocalWork(req, Replies.AUTH_FAILURE, ReplyStatus.ERROR);
       },
     );
@@ -732,7 +742,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     req.status = ReplyStatus.ERROR;
     req.done = true;
     this.queue.push(req);
-    this.ending = true;
+    this.cutOffStream();
     this.flush();
   }
 
@@ -742,9 +752,16 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     this.socket.pause();
   }
 
+  /** A request ended the stream: nothing more is read, and nothing after it is answered (cutOffFlag). */
+  private cutOffStream(): void {
+    this.cutOffFlag = true;
+    this.ending = true;
+  }
+
   /**
-   * Graceful end (shutdown): read nothing more, write the replies owed for
-   * requests already received, then close.
+   * Graceful end (shutdown, or the client shut down its sending side): read
+   * nothing more, answer every request already received (held ones too), then
+   * close.
    */
   drain(): void {
     if (this.closed) return;

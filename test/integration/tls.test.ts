@@ -109,7 +109,7 @@ afterAll(async () => {
 });
 
 /** Connects over TLS, sends `data`, and returns everything read until `until` or the close. */
-function talk(port: number, client: string | null, data: string, until: RegExp): Promise<string> {
+function talk(port: number, client: string | null, data: string, until: RegExp, endInput = false): Promise<string> {
   return new Promise((resolve, reject) => {
     const opts: tls.ConnectionOptions = { host: '127.0.0.1', port, ca: fs.readFileSync(path.join(dir, 'ca.pem')) };
     if (client !== null) {
@@ -117,7 +117,7 @@ function talk(port: number, client: string | null, data: string, until: RegExp):
       opts.key = fs.readFileSync(path.join(dir, `${client}.key`));
     }
     let out = '';
-    const s = tls.connect(opts, () => s.write(data));
+    const s = tls.connect(opts, () => (endInput ? s.end(data) : s.write(data)));
     const timer = setTimeout(() => {
       s.destroy();
       reject(new Error(`timed out; got ${JSON.stringify(out)}`));
@@ -174,5 +174,16 @@ describe('TLS without client certificates', () => {
       /END\r\n$/,
     );
     expect(out).toBe('STORED\r\nSTORED\r\nVALUE c 0 1\r\n1\r\nEND\r\n');
+  });
+
+  it('answers a client that shuts down its sending side after its requests, then closes', async () => {
+    const out = await talk(
+      gate.port(1),
+      null,
+      'set a 0 0 16\r\ncart cart-secret\r\nset h 0 0 1\r\n2\r\nget h\r\n',
+      /(?!)/, // never matches: read until memgate closes
+      true,
+    );
+    expect(out).toBe('STORED\r\nSTORED\r\nVALUE h 0 1\r\n2\r\nEND\r\n');
   });
 });
