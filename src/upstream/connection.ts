@@ -184,8 +184,6 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
   private closeWaiters: (() => void)[];
   /** this socket's server answered the version probe as memcached 1.6+: one-key gets go as mg */
   private metaGets: boolean;
-  /** the probe in flight on this socket, null when none */
-  private probe: Request | null;
 
   constructor(opts: ConnectionOptions) {
     this.opts = opts;
@@ -212,7 +210,6 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
     this.upSinceMs = 0;
     this.closeWaiters = [];
     this.metaGets = false;
-    this.probe = null;
   }
 
   get connState(): ConnState {
@@ -348,10 +345,12 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
     if (this.state === ConnState.CLOSING && this.head === this.fifo.length) this.finishClose();
   }
 
-  /** The version probe's reply (or its failure, when the connection broke first). */
+  /**
+   * The version probe's reply (the only request this connection owns), or its
+   * failure when the socket broke first: a failed probe's socket is gone, and
+   * its successor asks again.
+   */
   onReply(req: Request): void {
-    if (req !== this.probe) return;
-    this.probe = null;
     const parts = req.reply;
     if (req.status !== ReplyStatus.OK || parts === null) return;
     const text = Buffer.concat(parts).toString('latin1').trim();
@@ -451,9 +450,7 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
     }
     if (this.opts.metaGets) {
       // asked before the requests queued while connecting, which were encoded without mg
-      const probe = versionProbe(this);
-      this.probe = probe;
-      this.fifo.splice(this.head, 0, probe);
+      this.fifo.splice(this.head, 0, versionProbe(this));
       this.pendingOut.unshift(VERSION_LINE);
     }
     const queued = this.pendingOut;

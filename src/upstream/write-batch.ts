@@ -64,14 +64,9 @@ export class WriteBatch {
     const chunks = this.chunks;
     const n = chunks.length;
     if (n === 0) return true;
-    let ok: boolean;
-    if (n === 1) {
-      ok = sink.write(chunks[0] as Buffer);
-    } else if (this.total < COPY_LIMIT) {
-      ok = sink.write(copyRun(chunks, 0, n, this.total));
-    } else {
-      ok = writeRuns(sink, chunks);
-    }
+    // one chunk, or all small together: a single write
+    const ok =
+      n === 1 || this.total < COPY_LIMIT ? sink.write(runBuffer(chunks, 0, n, this.total)) : writeRuns(sink, chunks);
     chunks.length = 0;
     this.total = 0;
     return ok;
@@ -90,6 +85,11 @@ function copyRun(chunks: readonly Buffer[], from: number, to: number, bytes: num
   return out;
 }
 
+/** `chunks[from, to)` as one buffer: the chunk itself when there is one, else a copy of them all. */
+function runBuffer(chunks: readonly Buffer[], from: number, to: number, bytes: number): Buffer {
+  return to - from === 1 ? (chunks[from] as Buffer) : copyRun(chunks, from, to, bytes);
+}
+
 /** Corked: each run of small chunks as one copy, each large chunk as it is. */
 function writeRuns(sink: BatchSink, chunks: readonly Buffer[]): boolean {
   let ok = true;
@@ -102,15 +102,13 @@ function writeRuns(sink: BatchSink, chunks: readonly Buffer[]): boolean {
       runBytes += c.length;
       continue;
     }
-    if (runBytes > 0)
-      ok = sink.write(runStart + 1 === i ? (chunks[runStart] as Buffer) : copyRun(chunks, runStart, i, runBytes)) && ok;
+    if (runBytes > 0) ok = sink.write(runBuffer(chunks, runStart, i, runBytes)) && ok;
     ok = sink.write(c) && ok;
     runStart = i + 1;
     runBytes = 0;
   }
   const n = chunks.length;
-  if (runBytes > 0)
-    ok = sink.write(runStart + 1 === n ? (chunks[runStart] as Buffer) : copyRun(chunks, runStart, n, runBytes)) && ok;
+  if (runBytes > 0) ok = sink.write(runBuffer(chunks, runStart, n, runBytes)) && ok;
   sink.uncork();
   return ok;
 }

@@ -346,7 +346,7 @@ export function encodeRequest(req: Request, out: Buffer[], metaGets = false): Bu
   const syntax = spec.syntax;
   switch (syntax) {
     case Syntax.RETRIEVE:
-      if (metaGets && req.keys.length === 2 && req.binary === null) {
+      if (metaGets && req.keys.length === 2) {
         return encodeGetAsMeta(req, req.cmd === Cmd.GETS, out);
       }
       return encodeRetrieve(req, spec, false, out);

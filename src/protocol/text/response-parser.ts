@@ -156,6 +156,12 @@ export function replyShapeOf(req: Request): ReplyShape {
 /** Scratch for decoded base64 reply keys. */
 const rawKey = Buffer.allocUnsafe(4 * MAX_KEY_BYTES);
 
+/** Decodes the base64 key `buf[ks, ke)` into `rawKey`; its length, or -1 when it is not base64 (or too long). */
+function decodeReplyKey(buf: Buffer, ks: number, ke: number): number {
+  const raw = base64DecodedLength(buf, ks, ke);
+  return raw < 0 || raw > rawKey.length ? -1 : decodeBase64Into(buf, ks, ke, rawKey, 0);
+}
+
 export class ResponseParser {
   private readonly target: InFlight;
   private state: State;
@@ -521,9 +527,8 @@ export class ResponseParser {
   /** `buf[ks, ke)` (base64 text when `base64`) is the request's one key as sent upstream: namespace, then the client's key. */
   private isRequestKey(req: Request, buf: Buffer, ks: number, ke: number, base64: boolean): boolean {
     if (base64) {
-      const raw = base64DecodedLength(buf, ks, ke);
-      if (raw < 0 || raw > rawKey.length) return false;
-      return this.isRequestKey(req, rawKey, 0, decodeBase64Into(buf, ks, ke, rawKey, 0), false);
+      const raw = decodeReplyKey(buf, ks, ke);
+      return raw >= 0 && this.isRequestKey(req, rawKey, 0, raw, false);
     }
     const ns = req.ns;
     const n = ns === null ? 0 : ns.length;
@@ -643,12 +648,11 @@ export class ResponseParser {
     let from = ks;
     let to = ke;
     if (base64) {
-      const raw = base64DecodedLength(buf, ks, ke);
-      if (raw < 0 || raw > rawKey.length) {
+      to = decodeReplyKey(buf, ks, ke);
+      if (to < 0) {
         this.why = 'reply key is not base64';
         return false;
       }
-      to = decodeBase64Into(buf, ks, ke, rawKey, 0);
       src = rawKey;
       from = 0;
     }
