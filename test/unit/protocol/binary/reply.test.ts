@@ -23,7 +23,8 @@ import {
 import { Replies, notAllowed } from '../../../../src/protocol/text/replies.js';
 import { Request } from '../../../../src/protocol/text/request.js';
 import { encodeRequest } from '../../../../src/protocol/text/request-encoder.js';
-import { ResponseParser, type InFlight } from '../../../../src/protocol/text/response-parser.js';
+import { ResponseParser } from '../../../../src/protocol/text/response-parser.js';
+import { Fifo } from '../text/request-builder.js';
 import { BinaryRecordingSink, arithExtras, packet, storeExtras, u32, type PacketSpec } from './binary-fixtures.js';
 
 interface ResponseSpec {
@@ -578,21 +579,6 @@ describe('local reply helpers', () => {
     );
   });
 });
-
-/** The parser's side of an upstream connection. */
-class Fifo implements InFlight {
-  readonly items: Request[] = [];
-  readonly desyncs: string[] = [];
-  peek(): Request | undefined {
-    return this.items[0];
-  }
-  shift(): void {
-    this.items.shift();
-  }
-  onDesync(reason: string): void {
-    this.desyncs.push(reason);
-  }
-}
 
 describe('binary request → upstream → binary reply, under a namespace', () => {
   const NS = Buffer.from('T7:', 'latin1');

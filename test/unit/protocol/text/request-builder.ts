@@ -6,6 +6,7 @@
  */
 import { Syntax, lookupCommand } from '../../../../src/protocol/text/commands.js';
 import { Request, type ReplyOwner } from '../../../../src/protocol/text/request.js';
+import type { InFlight } from '../../../../src/protocol/text/response-parser.js';
 
 export interface BuildOptions {
   /** namespace prepended upstream */
@@ -121,6 +122,21 @@ export function buildRequest(line: string, opts: BuildOptions = {}): Request {
   req.owner = opts.owner ?? null;
   req.upstreamMeta = opts.upstreamMeta ?? false;
   return req;
+}
+
+/** The response parser's side of an upstream connection: a FIFO and a desync record. */
+export class Fifo implements InFlight {
+  readonly items: Request[] = [];
+  readonly desyncs: string[] = [];
+  peek(): Request | undefined {
+    return this.items[0];
+  }
+  shift(): void {
+    this.items.shift();
+  }
+  onDesync(reason: string): void {
+    this.desyncs.push(reason);
+  }
 }
 
 /** Records every completed request, in completion order. */

@@ -1,24 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ReplyStatus, type Request } from '../../../../src/protocol/text/request.js';
-import { MAX_REPLY_LINE_BYTES, ResponseParser, type InFlight } from '../../../../src/protocol/text/response-parser.js';
-import { RecordingOwner, buildRequest, replyText, type BuildOptions } from './request-builder.js';
+import { MAX_REPLY_LINE_BYTES, ResponseParser } from '../../../../src/protocol/text/response-parser.js';
+import { Fifo, RecordingOwner, buildRequest, replyText, type BuildOptions } from './request-builder.js';
 import { detached, splits } from './splits.js';
-
-/** The parser's side of an upstream connection: a FIFO and a desync record. */
-class Fifo implements InFlight {
-  readonly items: Request[] = [];
-  readonly desyncs: string[] = [];
-  peek(): Request | undefined {
-    return this.items[0];
-  }
-  shift(): void {
-    this.items.shift();
-  }
-  onDesync(reason: string): void {
-    this.desyncs.push(reason);
-  }
-}
 
 type Req = [line: string, opts?: BuildOptions];
 interface Expect {
