@@ -2,35 +2,26 @@
  * Keyspace rules, over byte offsets only (keys are never turned into strings).
  *
  * namespace mode:  client key  "user:1"  →  upstream key  <prefix><generation>"user:1"
- *                  the usable key length is MAX_KEY_BYTES minus the namespace.
+ *                  every key memcached takes (up to 250 bytes) is usable: one
+ *                  too long for that maps to <prefix><generation> + a digest
+ *                  (src/protocol/text/upstream-key.ts decides each key's form).
  * enforce mode:    the client key must already start with one of the tenant's
  *                  prefixes and passes unchanged.
  */
 import { MAX_KEY_BYTES } from '../protocol/limits.js';
-import { base64DecodedLength, base64EncodedLength } from '../protocol/text/base64.js';
 import { Replies } from '../protocol/text/replies.js';
 import type { Request } from '../protocol/text/request.js';
-
-/**
- * Length of the key token memcached will see once the namespace is added.
- * memcached limits a base64 key (meta `b`) by its encoded token, so a binary
- * key is measured as base64(ns + decoded key).
- */
-function upstreamKeyLength(req: Request, nsLength: number, start: number, end: number): number {
-  if (!req.metaBase64) return nsLength + end - start;
-  const decoded = base64DecodedLength(req.line, start, end);
-  // the parser only lets valid base64 through; anything else can never fit
-  return decoded < 0 ? Infinity : base64EncodedLength(nsLength + decoded);
-}
+import { planUpstreamKey } from '../protocol/text/upstream-key.js';
 
 /**
  * Checks every key of `req` against a namespace of `nsLength` bytes.
- * Returns null when all fit, else memcached's reply for a key that is too long.
+ * Returns null when all fit (every key the parser accepts does: a long one is
+ * digested), else memcached's reply for a key that is too long.
  */
 export function checkNamespacedKeys(req: Request, nsLength: number): Buffer | null {
   const keys = req.keys;
   for (let i = 0; i < keys.length; i += 2) {
-    if (upstreamKeyLength(req, nsLength, keys[i] ?? 0, keys[i + 1] ?? 0) > MAX_KEY_BYTES) return Replies.BAD_FORMAT;
+    if (planUpstreamKey(req, i, nsLength).tokenLength > MAX_KEY_BYTES) return Replies.BAD_FORMAT;
   }
   return null;
 }

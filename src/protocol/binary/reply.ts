@@ -34,7 +34,7 @@
  * reply helpers share the packet writer, and splitting them would export it.
  */
 import type { BinaryInfo, Request } from '../text/request.js';
-import { base64DecodedLength, decodeBase64Into } from '../text/base64.js';
+import { clientKeyBytes } from '../text/upstream-key.js';
 import {
   Extras,
   HEADER_BYTES,
@@ -54,10 +54,8 @@ const LF = 0x0a; // \n
 const SP = 0x20; // ' '
 const DIGIT_0 = 0x30; // '0'
 const DIGIT_9 = 0x39; // '9'
-const LOWER_B = 0x62; // 'b' meta flag: the key is base64
 const LOWER_C = 0x63; // 'c' meta flag: cas
 const LOWER_F = 0x66; // 'f' meta flag: client flags
-const LOWER_K = 0x6b; // 'k' meta flag: key
 const TWO_32 = 0x1_0000_0000;
 
 const w = (s: string): Buffer => Buffer.from(s, 'latin1');
@@ -358,9 +356,6 @@ class SliceReader {
 
 const reader = new SliceReader();
 
-/** Scratch for decoding a base64 `k` token. */
-const rawKey = Buffer.allocUnsafe(512);
-
 // ---- numbers -------------------------------------------------------------
 
 /** `buf[s, e)` as an unsigned 32-bit decimal, or -1. */
@@ -424,7 +419,7 @@ function writeCas(buf: Buffer, s: number, e: number, dst: Buffer, at: number): b
 
 // ---- meta reply lines ------------------------------------------------------
 
-/** What a meta reply line (`VA <n> f.. c.. k.. b`, `HD c..`, `EN k..`) says, by offsets. */
+/** What a meta reply line (`VA <n> f.. c..`, `HD c..`, `EN`) says, by offsets (a `k` key is not read: see returnedKey). */
 class MetaLine {
   code = 0;
   /** VA: the data length */
@@ -432,16 +427,11 @@ class MetaLine {
   flags = 0;
   casStart = -1;
   casEnd = -1;
-  keyStart = -1;
-  keyEnd = -1;
-  base64 = false;
 
   read(line: Buffer): boolean {
     this.size = -1;
     this.flags = 0;
     this.casStart = -1;
-    this.keyStart = -1;
-    this.base64 = false;
     const n = line.length;
     if (n < 2 || (n > 2 && line[2] !== SP)) return false;
     this.code = ((line[0] ?? 0) << 8) | (line[1] ?? 0);
@@ -465,11 +455,6 @@ class MetaLine {
       } else if (letter === LOWER_C) {
         this.casStart = i + 1;
         this.casEnd = e;
-      } else if (letter === LOWER_K) {
-        this.keyStart = i + 1;
-        this.keyEnd = e;
-      } else if (letter === LOWER_B && e === i + 1) {
-        this.base64 = true;
       }
       i = e;
     }
@@ -486,25 +471,13 @@ function tokenEnd(buf: Buffer, from: number, end: number): number {
 const meta = new MetaLine();
 
 /**
- * The key to return for GETK: the reply's `k` token (decoded when base64),
- * else the request's own key. Null when neither decodes.
+ * The key to return for GETK: the client's own key bytes, as memcached's
+ * binary protocol returns the stored key (the same bytes). Never the reply's
+ * `k` token: memcached encodes it by how the item was stored, and for a long
+ * namespaced key the upstream key is a digest (src/protocol/text/upstream-key.ts).
  */
-function returnedKey(req: Request, line: Buffer): Buffer | null {
-  let src = line;
-  let s = meta.keyStart;
-  let e = meta.keyEnd;
-  let base64 = meta.base64 || req.metaBase64;
-  if (s < 0) {
-    src = req.line;
-    s = req.keys[0] ?? 0;
-    e = req.keys[1] ?? 0;
-    base64 = req.metaBase64;
-  }
-  if (!base64) return src.subarray(s, e);
-  const n = base64DecodedLength(src, s, e);
-  if (n < 0 || n > rawKey.length) return null;
-  const end = decodeBase64Into(src, s, e, rawKey, 0);
-  return Buffer.from(rawKey.subarray(0, end));
+function returnedKey(req: Request): Buffer {
+  return clientKeyBytes(req, 0);
 }
 
 // ---- the encoder -----------------------------------------------------------
@@ -601,14 +574,12 @@ function encodeGet(req: Request, b: BinaryInfo, kind: OpKind, line: Buffer): Buf
   if (code === EN) {
     if (b.quiet) return []; // a quiet get's miss: nothing at all
     if (!b.returnKey) return [bodyPacket(b, Status.KEY_ENOENT, statusText(Status.KEY_ENOENT))];
-    const key = returnedKey(req, line);
-    if (key === null) return null;
+    const key = returnedKey(req);
     // memcached's GETK miss: the key as the body, no text
     return [packet(b, Status.KEY_ENOENT, 0, key.length, key, 0)];
   }
   if (code !== VA && code !== HD) return null;
-  const key = b.returnKey ? returnedKey(req, line) : null;
-  if (b.returnKey && key === null) return null;
+  const key = b.returnKey ? returnedKey(req) : null;
   const keyLength = key === null ? 0 : key.length;
   const valueLength = code === VA && kind !== OpKind.TOUCH ? meta.size : 0;
   const head = packet(b, Status.SUCCESS, Extras.GET_RESPONSE, keyLength, key, valueLength);

@@ -105,6 +105,11 @@ export function decodeBase64Into(src: Buffer, start: number, end: number, dst: B
   return stop;
 }
 
+/** The first byte the valid, non-empty base64 text at `src[at]` decodes to (no allocation, no full decode). */
+export function base64FirstByte(src: Buffer, at: number): number {
+  return ((sextet(src, at) << 2) | ((sextet(src, at + 1) & 63) >> 4)) & 0xff;
+}
+
 /** Decodes `src[start, end)` into a new Buffer, or null when it is not valid base64. */
 export function decodeBase64(src: Buffer, start: number, end: number): Buffer | null {
   const len = base64DecodedLength(src, start, end);

@@ -14,10 +14,10 @@
  */
 import { MAX_KEY_BYTES } from '../limits.js';
 import { copyBytes } from './bytes.js';
-import { decodeBase64Into, base64DecodedLength, base64EncodedLength, encodeBase64Into } from './base64.js';
 import { Cmd, Syntax, commandSpec, type CommandSpec } from './commands.js';
 import { CRLF, Replies } from './replies.js';
 import type { Request } from './request.js';
+import { planUpstreamKey, writeUpstreamKey } from './upstream-key.js';
 
 const SP = 0x20; // ' '
 const CR = 0x0d; // \r
@@ -59,20 +59,14 @@ export function writeInt(dst: Buffer, at: number, n: number): number {
   return end;
 }
 
-/** Scratch for `ns + decoded key` of base64 keys; grows when a key is longer. */
-let rawKey = Buffer.allocUnsafe(1024);
-
 /**
- * Length of the key `line[start, end)` as sent upstream; -1 when a base64 key
- * does not decode. Without a namespace the key passes unchanged (memcached
- * validates base64 itself).
+ * Length of the key token `req.keys[i]` as sent upstream (upstream-key.ts
+ * decides it); -1 when a base64 key does not decode. Without a namespace the
+ * key passes unchanged (memcached validates base64 itself).
  */
-function upstreamKeyLength(req: Request, start: number, end: number): number {
+function upstreamKeyLength(req: Request, i: number): number {
   const ns = req.ns;
-  if (ns === null) return end - start;
-  if (!req.metaBase64) return ns.length + end - start;
-  const raw = base64DecodedLength(req.line, start, end);
-  return raw < 0 ? -1 : base64EncodedLength(ns.length + raw);
+  return planUpstreamKey(req, i, ns === null ? -1 : ns.length).tokenLength;
 }
 
 /**
@@ -86,16 +80,12 @@ function keyRefusal(upstreamLength: number): Buffer | null {
   return upstreamLength > MAX_KEY_BYTES ? Replies.BAD_FORMAT : null;
 }
 
-/** Writes the upstream form of key `line[start, end)` at `at`; returns the offset after it. */
-function writeKey(req: Request, start: number, end: number, dst: Buffer, at: number): number {
-  const ns = req.ns;
-  if (ns === null) return copyBytes(req.line, start, end, dst, at);
-  if (!req.metaBase64) return copyBytes(req.line, start, end, dst, copyBytes(ns, 0, ns.length, dst, at));
-  const need = ns.length + base64DecodedLength(req.line, start, end);
-  if (rawKey.length < need) rawKey = Buffer.allocUnsafe(need * 2);
-  ns.copy(rawKey, 0);
-  const rawEnd = decodeBase64Into(req.line, start, end, rawKey, ns.length);
-  return encodeBase64Into(rawKey, 0, rawEnd, dst, at);
+/**
+ * A meta flag token that is dropped upstream: the `b` of a base64 key that
+ * goes to memcached plain (upstream-key.ts: a text-safe key too long for base64).
+ */
+function isDroppedFlag(req: Request, plainKey: boolean, fs: number, fe: number): boolean {
+  return plainKey && req.metaBase64 && fe - fs === 1 && req.line[fs] === LOWER_B;
 }
 
 function writeName(spec: CommandSpec, dst: Buffer): number {
@@ -145,15 +135,13 @@ const MG_GETS_FLAGS = Buffer.from(' v f c k\r\n', 'latin1');
  * turns `VA`/`EN` back into `VALUE … END` / `END` (request.upstreamMeta).
  */
 function encodeGetAsMeta(req: Request, withCas: boolean, out: Buffer[]): Buffer | null {
-  const ks = req.keys[0] ?? 0;
-  const ke = req.keys[1] ?? 0;
-  const k = upstreamKeyLength(req, ks, ke);
+  const k = upstreamKeyLength(req, 0);
   const refused = keyRefusal(k);
   if (refused !== null) return refused;
   const flags = withCas ? MG_GETS_FLAGS : MG_GET_FLAGS;
   const dst = Buffer.allocUnsafe(MG_.length + k + flags.length);
   let o = copyBytes(MG_, 0, MG_.length, dst, 0);
-  o = writeKey(req, ks, ke, dst, o);
+  o = writeUpstreamKey(req, 0, dst, o);
   copyBytes(flags, 0, flags.length, dst, o);
   out.push(dst);
   req.upstreamMeta = true;
@@ -166,7 +154,7 @@ function encodeRetrieve(req: Request, spec: CommandSpec, withExptime: boolean, o
   let len = spec.nameBytes.length + 2;
   if (withExptime) len += 1 + intLength(req.exptime);
   for (let i = 0; i < keys.length; i += 2) {
-    const k = upstreamKeyLength(req, keys[i] ?? 0, keys[i + 1] ?? 0);
+    const k = upstreamKeyLength(req, i);
     const refused = keyRefusal(k);
     if (refused !== null) return refused;
     len += 1 + k;
@@ -179,7 +167,7 @@ function encodeRetrieve(req: Request, spec: CommandSpec, withExptime: boolean, o
   }
   for (let i = 0; i < keys.length; i += 2) {
     dst[o++] = SP;
-    o = writeKey(req, keys[i] ?? 0, keys[i + 1] ?? 0, dst, o);
+    o = writeUpstreamKey(req, i, dst, o);
   }
   endLine(dst, o);
   out.push(dst);
@@ -189,9 +177,7 @@ function encodeRetrieve(req: Request, spec: CommandSpec, withExptime: boolean, o
 /** `set|add|replace|append|prepend <key> <flags> <exptime> <bytes>` and `cas ... <cas unique>` + data */
 function encodeStore(req: Request, spec: CommandSpec, withCas: boolean, out: Buffer[]): Buffer | null {
   if (checkValue(req) < 0) return Replies.BAD_DATA_CHUNK;
-  const ks = req.keys[0] ?? 0;
-  const ke = req.keys[1] ?? 0;
-  const k = upstreamKeyLength(req, ks, ke);
+  const k = upstreamKeyLength(req, 0);
   const refused = keyRefusal(k);
   if (refused !== null) return refused;
   let len = spec.nameBytes.length + 1 + k + 1 + digitCount(req.flags) + 1 + intLength(req.exptime);
@@ -200,7 +186,7 @@ function encodeStore(req: Request, spec: CommandSpec, withCas: boolean, out: Buf
   const dst = Buffer.allocUnsafe(len);
   let o = writeName(spec, dst);
   dst[o++] = SP;
-  o = writeKey(req, ks, ke, dst, o);
+  o = writeUpstreamKey(req, 0, dst, o);
   dst[o++] = SP;
   o = writeInt(dst, o, req.flags);
   dst[o++] = SP;
@@ -219,9 +205,7 @@ function encodeStore(req: Request, spec: CommandSpec, withCas: boolean, out: Buf
 
 /** Commands of one key and optional trailing parts: delete, incr/decr, touch. */
 function encodeKeyCommand(req: Request, spec: CommandSpec, syntax: Syntax, out: Buffer[]): Buffer | null {
-  const ks = req.keys[0] ?? 0;
-  const ke = req.keys[1] ?? 0;
-  const k = upstreamKeyLength(req, ks, ke);
+  const k = upstreamKeyLength(req, 0);
   const refused = keyRefusal(k);
   if (refused !== null) return refused;
   let len = spec.nameBytes.length + 1 + k + 2;
@@ -230,7 +214,7 @@ function encodeKeyCommand(req: Request, spec: CommandSpec, syntax: Syntax, out: 
   const dst = Buffer.allocUnsafe(len);
   let o = writeName(spec, dst);
   dst[o++] = SP;
-  o = writeKey(req, ks, ke, dst, o);
+  o = writeUpstreamKey(req, 0, dst, o);
   if (syntax === Syntax.ARITH) {
     dst[o++] = SP;
     o = writeRange(req, req.numStart, req.numEnd, dst, o);
@@ -247,37 +231,45 @@ function encodeKeyCommand(req: Request, spec: CommandSpec, syntax: Syntax, out: 
 function encodeMeta(req: Request, spec: CommandSpec, syntax: Syntax, out: Buffer[]): Buffer | null {
   const withValue = syntax === Syntax.META_SET;
   if (withValue && checkValue(req) < 0) return Replies.BAD_DATA_CHUNK;
-  const ks = req.keys[0] ?? 0;
-  const ke = req.keys[1] ?? 0;
-  const k = upstreamKeyLength(req, ks, ke);
+  const ns = req.ns;
+  const plan = planUpstreamKey(req, 0, ns === null ? -1 : ns.length);
+  const k = plan.tokenLength;
   const refused = keyRefusal(k);
   if (refused !== null) return refused;
+  const plainKey = !plan.base64;
   const flags = req.metaFlags;
   const isDebug = syntax === Syntax.META_DEBUG;
   let len = spec.nameBytes.length + 1 + k + 2;
   if (withValue) len += 1 + digitCount(req.bytes);
   if (isDebug) {
-    if (req.metaBase64) len += 2;
+    if (!plainKey) len += 2;
   } else {
-    for (let i = 0; i < flags.length; i += 2) len += 1 + (flags[i + 1] ?? 0) - (flags[i] ?? 0);
+    for (let i = 0; i < flags.length; i += 2) {
+      const fs = flags[i] ?? 0;
+      const fe = flags[i + 1] ?? 0;
+      if (!isDroppedFlag(req, plainKey, fs, fe)) len += 1 + fe - fs;
+    }
   }
   const dst = Buffer.allocUnsafe(len);
   let o = writeName(spec, dst);
   dst[o++] = SP;
-  o = writeKey(req, ks, ke, dst, o);
+  o = writeUpstreamKey(req, 0, dst, o);
   if (withValue) {
     dst[o++] = SP;
     o = writeInt(dst, o, req.bytes);
   }
   if (isDebug) {
-    if (req.metaBase64) {
+    if (!plainKey) {
       dst[o++] = SP;
       dst[o++] = LOWER_B;
     }
   } else {
     for (let i = 0; i < flags.length; i += 2) {
+      const fs = flags[i] ?? 0;
+      const fe = flags[i + 1] ?? 0;
+      if (isDroppedFlag(req, plainKey, fs, fe)) continue;
       dst[o++] = SP;
-      o = writeRange(req, flags[i] ?? 0, flags[i + 1] ?? 0, dst, o);
+      o = writeRange(req, fs, fe, dst, o);
     }
   }
   endLine(dst, o);

@@ -105,6 +105,8 @@ export class Request {
   // ---- filled by policy / session / upstream ----
   /** namespace (tenant prefix + generation) prepended upstream and stripped from replies; null: keys pass unchanged */
   ns: Buffer | null;
+  /** digests of the keys that map to `ns` + digest (upstream-key.ts), by key number; null until one is needed */
+  digests: (Buffer | undefined)[] | null;
   /** who is told when the reply is complete */
   owner: ReplyOwner | null;
   /** bytes to write to the client, in order */
@@ -140,6 +142,7 @@ export class Request {
     this.error = null;
     this.binary = null;
     this.ns = null;
+    this.digests = null;
     this.owner = null;
     this.reply = null;
     this.status = ReplyStatus.NONE;

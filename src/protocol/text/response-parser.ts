@@ -19,10 +19,11 @@
  * its target, which destroys the connection. Such bytes never reach a client.
  */
 import { MAX_KEY_BYTES } from '../limits.js';
-import { base64DecodedLength, base64EncodedLength, decodeBase64Into, encodeBase64Into } from './base64.js';
+import { base64DecodedLength, decodeBase64Into } from './base64.js';
 import { copyBytes } from './bytes.js';
 import { Cmd, ReplyShape, Syntax, commandSpec } from './commands.js';
 import { EMPTY, ReplyStatus, type Request } from './request.js';
+import { clientKeyLength, isEchoedInBase64, isUpstreamKey, writeClientKey } from './upstream-key.js';
 
 const SP = 0x20; // ' '
 const CR = 0x0d; // \r
@@ -183,6 +184,8 @@ export class ResponseParser {
   private why: string;
   /** bumped by reset(): a feed loop whose epoch changed stops at once */
   private epoch: number;
+  /** VALUE lists: the index in `req.keys` after the key of the last VALUE line */
+  private keyCursor: number;
 
   constructor(target: InFlight) {
     this.target = target;
@@ -199,6 +202,7 @@ export class ResponseParser {
     this.lineOut = null;
     this.why = '';
     this.epoch = 0;
+    this.keyCursor = 0;
   }
 
   /** Forgets everything (the connection was replaced); a feed in progress stops. */
@@ -279,6 +283,7 @@ export class ResponseParser {
     this.shape = req.upstreamMeta ? ReplyShape.META : replyShapeOf(req);
     this.parts = [];
     this.lines = 0;
+    this.keyCursor = 0;
     req.reply = this.parts;
     req.hits = 0;
     req.status = ReplyStatus.NONE;
@@ -415,7 +420,7 @@ export class ResponseParser {
     const bytes = parseDigits(buf, fe + 1, be);
     if (ke === ks || !allDigits(buf, ke + 1, fe) || bytes < 0) return this.bad('malformed VALUE line');
     if (be < e && !allDigits(buf, be + 1, e)) return this.bad('malformed VALUE line');
-    if (!this.stripKey(req, buf, s, e, ks, ke, false)) return Next.BAD;
+    if (!this.echoValueKey(req, buf, s, e, ks, ke)) return Next.BAD;
     req.hits++;
     this.dataLeft = bytes;
     return Next.DATA;
@@ -524,21 +529,11 @@ export class ResponseParser {
     return Next.DATA;
   }
 
-  /** `buf[ks, ke)` (base64 text when `base64`) is the request's one key as sent upstream: namespace, then the client's key. */
+  /** `buf[ks, ke)` (base64 text when `base64`) is the upstream key of the request's one key. */
   private isRequestKey(req: Request, buf: Buffer, ks: number, ke: number, base64: boolean): boolean {
-    if (base64) {
-      const raw = decodeReplyKey(buf, ks, ke);
-      return raw >= 0 && this.isRequestKey(req, rawKey, 0, raw, false);
-    }
-    const ns = req.ns;
-    const n = ns === null ? 0 : ns.length;
-    const keyStart = req.keys[0] ?? 0;
-    const keyLen = (req.keys[1] ?? 0) - keyStart;
-    if (ke - ks !== n + keyLen) return false;
-    if (ns !== null && !bytesAt(buf, ks, ns)) return false;
-    const line = req.line;
-    for (let j = 0; j < keyLen; j++) if (buf[ks + n + j] !== line[keyStart + j]) return false;
-    return true;
+    if (!base64) return isUpstreamKey(req, 0, buf, ks, ke);
+    const raw = decodeReplyKey(buf, ks, ke);
+    return raw >= 0 && isUpstreamKey(req, 0, rawKey, 0, raw);
   }
 
   /** Lines until `last` (stats, lru_crawler dumps); a first line OK, RESET or BUSY ends it too. */
@@ -592,8 +587,7 @@ export class ResponseParser {
       case Syntax.META_DEBUG:
         if (isWord(buf, s, e, EN)) status = ReplyStatus.MISS;
         else if (startsWith(buf, s, e, ME_)) {
-          const ks = s + ME_.length;
-          if (!this.stripKey(req, buf, s, e, ks, tokenEnd(buf, ks, e), req.metaBase64)) return Next.BAD;
+          if (!this.echoDebugKey(req, buf, s, e)) return Next.BAD;
           status = ReplyStatus.OK;
         }
         break;
@@ -606,13 +600,18 @@ export class ResponseParser {
     return Next.DONE;
   }
 
-  /** Finds the `k<key>` token among meta flags from `from` and strips the namespace from it. */
+  /**
+   * Finds the `k<key>` token among meta flags from `from` and puts the
+   * client's key in its place. memcached encodes that key by how the item was
+   * stored (`k<base64> b` for an item stored with a binary key), not by how it
+   * was asked for, so only the reply's own `b` says which it is.
+   */
   private stripMetaKey(req: Request, buf: Buffer, s: number, e: number, from: number): boolean {
     const ns = req.ns;
     if (ns === null || ns.length === 0) return true;
     let ks = -1;
     let ke = -1;
-    let base64 = req.metaBase64;
+    let base64 = false;
     let i = from;
     while (i < e) {
       if (buf[i] === SP) {
@@ -632,42 +631,82 @@ export class ResponseParser {
       }
       i = te;
     }
-    return ks < 0 || this.stripKey(req, buf, s, e, ks, ke, base64);
+    if (ks < 0) return true;
+    if (!this.isRequestKey(req, buf, ks, ke, base64)) return this.outsideNamespace();
+    this.echoKey(req, 0, buf, s, e, ks, ke, base64, true);
+    return true;
   }
 
   /**
-   * Replaces key `buf[ks, ke)` of line `buf[s, e)` by itself without the
-   * request's namespace, into `lineOut`. False (a desync) when the key does
-   * not start with the namespace: never hand such a reply to a client.
+   * `ME <key> exp=…`: memcached writes the key plain, or in base64 (with no
+   * flag to say so) when the item was stored with a binary key. Whichever of
+   * the two is the upstream key decides how the client's key is shown.
    */
-  private stripKey(req: Request, buf: Buffer, s: number, e: number, ks: number, ke: number, base64: boolean): boolean {
+  private echoDebugKey(req: Request, buf: Buffer, s: number, e: number): boolean {
     const ns = req.ns;
     if (ns === null || ns.length === 0) return true;
-    const n = ns.length;
-    let src = buf;
-    let from = ks;
-    let to = ke;
-    if (base64) {
-      to = decodeReplyKey(buf, ks, ke);
-      if (to < 0) {
-        this.why = 'reply key is not base64';
-        return false;
+    const ks = s + ME_.length;
+    const ke = tokenEnd(buf, ks, e);
+    // a plain key and its base64 text differ in length, so at most one matches
+    if (isUpstreamKey(req, 0, buf, ks, ke)) this.echoKey(req, 0, buf, s, e, ks, ke, false, false);
+    else if (this.isRequestKey(req, buf, ks, ke, true)) this.echoKey(req, 0, buf, s, e, ks, ke, true, false);
+    else return this.outsideNamespace();
+    return true;
+  }
+
+  /**
+   * `VALUE <key> …` of a get, gets, gat or gats: memcached answers the hits in
+   * the order of the request's keys (a key asked twice, twice), so the key
+   * after the last match that this upstream key belongs to is the one echoed.
+   */
+  private echoValueKey(req: Request, buf: Buffer, s: number, e: number, ks: number, ke: number): boolean {
+    const ns = req.ns;
+    if (ns === null || ns.length === 0) return true;
+    const keys = req.keys;
+    for (let i = this.keyCursor; i < keys.length; i += 2) {
+      if (isUpstreamKey(req, i, buf, ks, ke)) {
+        this.keyCursor = i + 2;
+        this.echoKey(req, i, buf, s, e, ks, ke, false, false);
+        return true;
       }
-      src = rawKey;
-      from = 0;
     }
-    if (to - from <= n || !bytesAt(src, from, ns)) {
-      this.why = "reply key outside the request's namespace";
-      return false;
-    }
-    const keyLen = base64 ? base64EncodedLength(to - from - n) : to - from - n;
-    const out = Buffer.allocUnsafe(ks - s + keyLen + e - ke + 2);
+    return this.outsideNamespace();
+  }
+
+  private outsideNamespace(): boolean {
+    this.why = "reply key is not one of the request's keys";
+    return false;
+  }
+
+  /**
+   * Puts line `buf[s, e)` with its key `buf[ks, ke)` (base64 text when
+   * `replyBase64`) replaced by the client's key `i` into `lineOut`. A meta `k`
+   * key shown in base64 where memcached wrote it plain gets memcached's ` b`.
+   */
+  private echoKey(
+    req: Request,
+    i: number,
+    buf: Buffer,
+    s: number,
+    e: number,
+    ks: number,
+    ke: number,
+    replyBase64: boolean,
+    isMetaFlag: boolean,
+  ): void {
+    const asBase64 = isEchoedInBase64(req, i, replyBase64);
+    const addFlag = isMetaFlag && asBase64 && !replyBase64;
+    const keyLen = clientKeyLength(req, i, asBase64);
+    const out = Buffer.allocUnsafe(ks - s + keyLen + (addFlag ? 2 : 0) + e - ke + 2);
     let o = copyBytes(buf, s, ks, out, 0);
-    o = base64 ? encodeBase64Into(src, from + n, to, out, o) : copyBytes(src, from + n, to, out, o);
+    o = writeClientKey(req, i, asBase64, out, o);
+    if (addFlag) {
+      out[o++] = SP;
+      out[o++] = LOWER_B;
+    }
     o = copyBytes(buf, ke, e, out, o);
     out[o] = CR;
     out[o + 1] = LF;
     this.lineOut = out;
-    return true;
   }
 }

@@ -633,12 +633,29 @@ describe('binary request → upstream → binary reply, under a namespace', () =
     expect(reply).toEqual(response({ opcode: Op.INCREMENT, cas: 5n, value: u64(100n) }));
   });
 
-  it('refuses a binary key that no longer fits once namespaced in base64', () => {
-    const req = parseOne({ opcode: Op.GET, key: Buffer.alloc(186, 0xff) });
+  it('sends a binary key that no longer fits once namespaced in base64 as namespace + digest, returning the raw key', () => {
+    const key = Buffer.alloc(250, 0xfe);
+    const req = parseOne({ opcode: Op.GETK, key });
     req.ns = NS;
-    const refused = encodeRequest(req, []);
-    expect(refused?.toString()).toBe('CLIENT_ERROR bad command line format\r\n');
-    req.reply = refused === null ? null : [refused];
-    expect(Buffer.concat(encodeBinaryReply(req) ?? []).readUInt16BE(6)).toBe(Status.EINVAL);
+    const out: Buffer[] = [];
+    expect(encodeRequest(req, out)).toBeNull();
+    const line = Buffer.concat(out).toString('latin1');
+    const token = line.slice(3, line.indexOf(' ', 3));
+    const upstreamKey = Buffer.from(token, 'base64');
+    expect(upstreamKey.subarray(0, NS.length)).toEqual(NS);
+    expect(upstreamKey[NS.length]).toBe(0xff);
+    expect(upstreamKey.length).toBe(NS.length + 44);
+    const { reply } = roundTrip({ opcode: Op.GETK, key }, `VA 1 f0 c2 k${token} b\r\nx\r\n`);
+    expect(reply).toEqual(response({ opcode: Op.GETK, cas: 2n, extras: u32(0), key, value: 'x' }));
+  });
+
+  it('returns the raw key of a GETK for a UTF-8 key memcached returns plain (stored by a text client)', () => {
+    const key = Buffer.from('clé', 'utf8');
+    const { upstream, reply } = roundTrip(
+      { opcode: Op.GETK, key },
+      `VA 1 f0 c2 k${Buffer.concat([NS, key]).toString('latin1')}\r\nx\r\n`,
+    );
+    expect(upstream).toBe(`mg ${b64(Buffer.concat([NS, key]))} b v f c k\r\n`);
+    expect(reply).toEqual(response({ opcode: Op.GETK, cas: 2n, extras: u32(0), key, value: 'x' }));
   });
 });
