@@ -335,8 +335,9 @@ describe('the whole 250-byte key space for a namespaced tenant', () => {
 
   it('still refuses a 251-byte key as memcached does, and stays in sync', async () => {
     const k = 'z'.repeat(251);
-    const direct = await replies(mc.port, [`get ${k}\r\n`, `mg ${k} v\r\n`]);
-    const proxied = await replies(gate.port(ALPHA), [`get ${k}\r\n`, `mg ${k} v\r\n`]);
+    const lines = [`get ${k}\r\n`, `mg ${k} v\r\n`, `mg ${b64(k)} b v\r\n`];
+    const direct = await replies(mc.port, lines);
+    const proxied = await replies(gate.port(ALPHA), lines);
     expect(proxied).toEqual(direct);
     expect(proxied[0]).toBe('CLIENT_ERROR bad command line format\r\n');
   });

@@ -722,9 +722,11 @@ export class RequestParser {
 
   private readMetaKey(req: Request, start: number, end: number): Buffer | null {
     if (req.metaBase64) {
-      if (end - start > MAX_BASE64_KEY_BYTES) return Replies.KEY_ENCODING;
+      // a key over 250 bytes gets memcached's words for a long key token, decodable or not
+      if (end - start > MAX_BASE64_KEY_BYTES) return Replies.BAD_FORMAT;
       const decoded = base64DecodedLength(req.line, start, end);
-      if (decoded < 1 || decoded > MAX_KEY_BYTES) return Replies.KEY_ENCODING;
+      if (decoded > MAX_KEY_BYTES) return Replies.BAD_FORMAT;
+      if (decoded < 1) return Replies.KEY_ENCODING;
     } else if (!isKey(req.line, start, end, MAX_KEY_BYTES)) {
       return Replies.BAD_FORMAT;
     }
