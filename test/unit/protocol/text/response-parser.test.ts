@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ReplyStatus, type Request } from '../../../../src/protocol/text/request.js';
+import { encodeRequest } from '../../../../src/protocol/text/request-encoder.js';
 import { MAX_REPLY_LINE_BYTES, ResponseParser } from '../../../../src/protocol/text/response-parser.js';
 import { Fifo, RecordingOwner, buildRequest, replyText, type BuildOptions } from './request-builder.js';
 import { detached, splits } from './splits.js';
@@ -26,6 +27,36 @@ const mgB64 = (key: string): Req => [`mg ${b64(key)} b k v`, T];
 const M = { ...T, upstreamMeta: true };
 
 const FIXTURES: Fixture[] = [
+  {
+    name: 'mg of a base64 key answered with a plain key (item stored plain): the plain key, as memcached shows it',
+    req: mgB64('foo'),
+    upstream: 'VA 1 kT:foo\r\nx\r\n',
+    expected: { client: 'VA 1 kfoo\r\nx\r\n', status: S.OK, hits: 1 },
+  },
+  {
+    name: 'mg of a plain key answered in base64 (item stored with a binary key): base64 with b',
+    req: ['mg foo k v', T],
+    upstream: `VA 1 k${b64('T:foo')} b\r\nx\r\n`,
+    expected: { client: `VA 1 k${b64('foo')} b\r\nx\r\n`, status: S.OK, hits: 1 },
+  },
+  {
+    name: 'me of a base64 key answered plain',
+    req: [`me ${b64('foo')} b`, T],
+    upstream: 'ME T:foo exp=-1 la=1 cas=2 fetch=no cls=1 size=63\r\n',
+    expected: { client: 'ME foo exp=-1 la=1 cas=2 fetch=no cls=1 size=63\r\n', status: S.OK },
+  },
+  {
+    name: 'me of a plain key answered in base64',
+    req: ['me foo', T],
+    upstream: `ME ${b64('T:foo')} exp=-1 la=1 cas=2 fetch=no cls=1 size=63\r\n`,
+    expected: { client: `ME ${b64('foo')} exp=-1 la=1 cas=2 fetch=no cls=1 size=63\r\n`, status: S.OK },
+  },
+  {
+    name: 'get of a key asked twice, with a miss between',
+    req: ['get a b a', T],
+    upstream: 'VALUE T:a 0 1\r\n1\r\nVALUE T:a 0 1\r\n1\r\nEND\r\n',
+    expected: { client: 'VALUE a 0 1\r\n1\r\nVALUE a 0 1\r\n1\r\nEND\r\n', status: S.OK, hits: 2 },
+  },
   {
     name: 'get hit strips the namespace from the VALUE line',
     req: ['get foo', T],
@@ -381,6 +412,16 @@ interface DesyncFixture {
 }
 
 const DESYNCS: DesyncFixture[] = [
+  {
+    name: 'VALUE lines out of request order',
+    req: ['get a b', T],
+    upstream: 'VALUE T:b 0 1\r\nx\r\nVALUE T:a 0 1\r\nx\r\nEND\r\n',
+  },
+  {
+    name: 'more VALUE lines than keys',
+    req: ['get a', T],
+    upstream: 'VALUE T:a 0 1\r\nx\r\nVALUE T:a 0 1\r\nx\r\nEND\r\n',
+  },
   { name: 'a VALUE key of another namespace', req: ['get foo', T], upstream: 'VALUE X:foo 0 1\r\nx\r\nEND\r\n' },
   { name: 'a VALUE key that is only the namespace', req: ['get foo', T], upstream: 'VALUE T: 0 1\r\nx\r\nEND\r\n' },
   { name: 'a VALUE key shorter than the namespace', req: ['get foo', T], upstream: 'VALUE T 0 1\r\nx\r\nEND\r\n' },
@@ -452,6 +493,27 @@ describe('ResponseParser', () => {
       const { fifo, owner } = run([req], detached(chunks));
       expect(fifo.desyncs, how).toHaveLength(1);
       expect(owner.replies, how).toHaveLength(0);
+    }
+  });
+
+  it('answers a multi-get of short and digested long keys with the keys as the client sent them', () => {
+    const long1 = 'L'.repeat(250);
+    const long2 = `${'L'.repeat(249)}2`;
+    const req = buildRequest(`get ${long1} s ${long2}`, T);
+    const out: Buffer[] = [];
+    expect(encodeRequest(req, out)).toBeNull();
+    const [, u1, us, u2] = Buffer.concat(out).toString('latin1').trim().split(' ');
+    expect(us).toBe('T:s');
+    expect(u1).not.toBe(u2);
+    const upstream = `VALUE ${u1} 0 1\r\n1\r\nVALUE ${u2} 0 1\r\n2\r\nEND\r\n`;
+    for (const { how, chunks } of splits(Buffer.from(upstream, 'latin1'))) {
+      const again = buildRequest(`get ${long1} s ${long2}`, T);
+      const fifo = new Fifo();
+      fifo.items.push(again);
+      const parser = new ResponseParser(fifo);
+      for (const c of detached(chunks)) parser.feed(c);
+      expect(fifo.desyncs, how).toEqual([]);
+      expect(replyText(again), how).toBe(`VALUE ${long1} 0 1\r\n1\r\nVALUE ${long2} 0 1\r\n2\r\nEND\r\n`);
     }
   });
 
