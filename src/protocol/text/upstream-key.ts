@@ -178,6 +178,21 @@ export function writeUpstreamKey(req: Request, i: number, dst: Buffer, at: numbe
   return p.base64 ? encodeBase64Into(upstreamRaw, 0, raw, dst, at) : copyBytes(upstreamRaw, 0, raw, dst, at);
 }
 
+/**
+ * The bytes memcached stores for key `i` (decoded when the token is base64):
+ * what key → server hashing must hash. A view of a scratch buffer, valid
+ * until the next call into this module; copy it to keep it.
+ */
+export function upstreamKeyBytes(req: Request, i: number): Buffer {
+  const ns = req.ns;
+  if (ns !== null) {
+    const raw = rawUpstreamKey(req, i, ns, planUpstreamKey(req, i, ns.length));
+    return upstreamRaw.subarray(0, Math.max(raw, 0));
+  }
+  if (!req.metaBase64) return req.line.subarray(req.keys[i] ?? 0, req.keys[i + 1] ?? 0);
+  return clientRaw.subarray(0, Math.max(decodeClientKey(req, i), 0));
+}
+
 /** True when `buf[s, e)` (raw bytes, decoded if they came as base64) is key `i`'s upstream key. */
 export function isUpstreamKey(req: Request, i: number, buf: Buffer, s: number, e: number): boolean {
   const ns = req.ns;

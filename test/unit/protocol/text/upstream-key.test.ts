@@ -9,6 +9,7 @@ import {
   clientKeyBytes,
   isUpstreamKey,
   planUpstreamKey,
+  upstreamKeyBytes,
 } from '../../../../src/protocol/text/upstream-key.js';
 import { buildRequest } from './request-builder.js';
 
@@ -67,6 +68,7 @@ describe('upstream keys of a namespaced tenant', () => {
               expect(key[0]).not.toBe(DIGEST_MARKER);
             }
             expect(isUpstreamKey(req, 0, raw, 0, raw.length)).toBe(true);
+            expect(upstreamKeyBytes(req, 0)).toEqual(raw);
             expect(clientKeyBytes(req, 0).equals(Buffer.from(key))).toBe(true);
             const k = Buffer.from(key).toString('hex');
             const u = raw.toString('hex');
@@ -116,5 +118,8 @@ describe('upstream keys of a namespaced tenant', () => {
     const p = planUpstreamKey(req, 0, -1);
     expect(p.digested).toBe(false);
     expect(p.tokenLength).toBe(250);
+    expect(upstreamKeyBytes(req, 0).toString()).toBe('k'.repeat(250));
+    const bin = buildRequest(`mg ${Buffer.from('abc').toString('base64')} b v`);
+    expect(upstreamKeyBytes(bin, 0).toString()).toBe('abc');
   });
 });
