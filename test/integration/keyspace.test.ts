@@ -194,8 +194,14 @@ const exptime = (s: number): Buffer => {
 };
 
 describe('binary GETK of keys with bytes ≥ 0x80', () => {
-  it('returns the UTF-8 key a text client stored, for GETK, GETKQ, GATK and GATKQ', async () => {
-    const key = Buffer.from(`clé-ünïcode-${Math.random().toString(36).slice(2, 8)}`, 'utf8');
+  it.each([
+    ['a short key', 30],
+    ['a key too long for base64 once namespaced (sent plain)', 200],
+    ['a 250-byte key (digested)', 250],
+  ])('returns the UTF-8 key a text client stored, for GETK, GETKQ, GATK and GATKQ: %s', async (_, length) => {
+    const head = Buffer.from(`clé-ünïcode-${Math.random().toString(36).slice(2, 8)}-`, 'utf8');
+    const key = Buffer.concat([head, Buffer.alloc(length - head.length, 'é')]).subarray(0, length);
+    expect(key.length).toBe(length);
     const t = await TextClient.connect(gate.port(ALPHA));
     expect(await t.request(Buffer.concat([Buffer.from('set '), key, Buffer.from(' 0 0 3\r\nabc\r\n')]))).toBe(
       'STORED\r\n',
