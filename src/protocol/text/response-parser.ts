@@ -10,13 +10,15 @@
  *
  * For each finished reply it fills `req.reply` with the bytes the client gets
  * (unchanged lines and data blocks as slices of the upstream chunks, lines
- * whose key loses the namespace as new small Buffers), `req.status`,
+ * whose key becomes the client's own key — taken from the request, in the
+ * encoding memcached chose — as new small Buffers), `req.status`,
  * `req.hits`, `req.done`, shifts the FIFO and tells `req.owner`.
  *
  * Anything that does not answer the head request — a line the shape does not
- * allow, a reply key without the request's namespace, a data block without its
- * CRLF, bytes with nothing in flight — is a desync: the parser stops and tells
- * its target, which destroys the connection. Such bytes never reach a client.
+ * allow, a reply key that is not the upstream key of a request key (see
+ * upstream-key.ts), a data block without its CRLF, bytes with nothing in
+ * flight — is a desync: the parser stops and tells its target, which destroys
+ * the connection. Such bytes never reach a client.
  */
 import { MAX_KEY_BYTES } from '../limits.js';
 import { base64DecodedLength, decodeBase64Into } from './base64.js';
@@ -435,7 +437,7 @@ export class ResponseParser {
       const ze = tokenEnd(buf, s + 3, e);
       const size = parseDigits(buf, s + 3, ze);
       if (size < 0) return this.bad('malformed VA line');
-      if (!this.stripMetaKey(req, buf, s, e, ze)) return Next.BAD;
+      if (!this.echoMetaKey(req, buf, s, e, ze)) return Next.BAD;
       req.status = ReplyStatus.OK;
       req.hits = 1;
       this.dataLeft = size;
@@ -448,7 +450,7 @@ export class ResponseParser {
     else if (code === EX) status = ReplyStatus.EXISTS;
     else if (code === NF) status = ReplyStatus.NOT_FOUND;
     else return this.bad('unexpected meta reply code');
-    if (!this.stripMetaKey(req, buf, s, e, s + 2)) return Next.BAD;
+    if (!this.echoMetaKey(req, buf, s, e, s + 2)) return Next.BAD;
     req.status = status;
     return Next.DONE;
   }
@@ -606,7 +608,7 @@ export class ResponseParser {
    * stored (`k<base64> b` for an item stored with a binary key), not by how it
    * was asked for, so only the reply's own `b` says which it is.
    */
-  private stripMetaKey(req: Request, buf: Buffer, s: number, e: number, from: number): boolean {
+  private echoMetaKey(req: Request, buf: Buffer, s: number, e: number, from: number): boolean {
     const ns = req.ns;
     if (ns === null || ns.length === 0) return true;
     let ks = -1;

@@ -18,7 +18,7 @@
  * Why a digested key never equals a direct one: both begin with N, and the
  * byte after N is K[0] for a direct key and 0xFF for a digested one; a K that
  * begins with 0xFF is digested whatever its length, so no direct key has 0xFF
- * there. 0xFF never occurs in UTF-8, so text keys never pay for a digest.
+ * there. 0xFF never occurs in UTF-8, so a UTF-8 key that fits never pays for a digest.
  * Two digested keys are equal only if HMAC-SHA256 collides; its key N holds
  * the tenant's secret prefix (and generation), so a tenant cannot even compute
  * its own digests, let alone search for collisions. N 0xFF D is at most
