@@ -123,13 +123,21 @@ describe('meta key echo in the encoding memcached chose', () => {
     const b = await TextClient.connect(gate.port(BETA));
     const a = await TextClient.connect(gate.port(ALPHA));
     await a.request('set shared1 0 0 1\r\n1\r\nms c2hhcmVkMg== 1 b\r\n2\r\n');
+    await b.request('version\r\n');
+    // memgate reconnects after a reset: memcached's connection count would grow
+    const d = await TextClient.connect(mc.port);
+    const connections = async (): Promise<string> =>
+      /STAT total_connections (\d+)/.exec(await d.request('stats\r\n'))?.[1] ?? 'none';
+    const before = await connections();
     b.send('set other 0 0 5\r\nhello\r\n');
     const mixed = a.request(`mg ${b64('shared1')} b k v\r\nme shared2\r\nmg shared2 k v\r\n`);
     const other = b.request('get other\r\n');
     expect(await mixed).toMatch(/^VA 1 kshared1\r\n1\r\nME c2hhcmVkMg== exp=.*\r\nVA 1 kc2hhcmVkMg== b\r\n2\r\n$/);
     expect(await other).toBe('STORED\r\nVALUE other 0 5\r\nhello\r\nEND\r\n');
+    expect(await connections()).toBe(before);
     a.close();
     b.close();
+    d.close();
   });
 });
 
