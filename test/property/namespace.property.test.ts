@@ -40,7 +40,12 @@ function keyBytes(req: Request, i: number): Buffer {
 }
 
 const keyChar = fc.constantFrom(...'abcXYZ019:_-./\t \x7f\x00é=+'.split(''));
-const key = fc.array(keyChar, { minLength: 0, maxLength: 300 }).map((a) => a.join(''));
+const safeKeyChar = fc.constantFrom(...'abcXYZ019:_-./é+='.split(''));
+const key = fc.oneof(
+  fc.array(keyChar, { minLength: 0, maxLength: 300 }).map((a) => a.join('')),
+  // long valid keys: up to memcached's 250 bytes and just past it
+  fc.array(safeKeyChar, { minLength: 225, maxLength: 252 }).map((a) => a.join('')),
+);
 const command = fc.oneof(
   fc
     .tuple(fc.constantFrom('get', 'gets'), fc.array(key, { minLength: 0, maxLength: 4 }))
@@ -74,6 +79,7 @@ const command = fc.oneof(
 describe('namespace property', () => {
   it('never forwards a key outside the tenant namespace, nor one longer than memcached allows', () => {
     let checked = 0;
+    let digested = 0;
     fc.assert(
       fc.property(fc.array(command, { minLength: 1, maxLength: 20 }), (cmds) => {
         const upstream = forwarded(Buffer.from(cmds.join(''), 'latin1'));
@@ -84,6 +90,7 @@ describe('namespace property', () => {
             expect(k.subarray(0, NS.length).equals(NS)).toBe(true);
             expect((req.keys[i + 1] ?? 0) - (req.keys[i] ?? 0)).toBeLessThanOrEqual(250);
             checked++;
+            if (k[NS.length] === 0xff) digested++;
           }
         }
       }),
@@ -91,6 +98,8 @@ describe('namespace property', () => {
     );
     // the generator must really produce forwarded keys, or the property proves nothing
     expect(checked).toBeGreaterThan(500);
+    // ... and long keys, which go upstream as namespace + digest
+    expect(digested).toBeGreaterThan(10);
   });
 
   it('never forwards any admin command or a real flush for a tenant', () => {
