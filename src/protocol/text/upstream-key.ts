@@ -96,17 +96,18 @@ export function planUpstreamKey(req: Request, i: number, nsLength: number): Upst
   if (!req.metaBase64) {
     const raw = nsLength + e - s;
     plan.base64 = false;
-    plan.digested = raw > MAX_KEY_BYTES || line[s] === DIGEST_MARKER;
+    // a key memcached itself refuses (over 250 bytes) stays too long: the encoder refuses it
+    plan.digested = (raw > MAX_KEY_BYTES && e - s <= MAX_KEY_BYTES) || line[s] === DIGEST_MARKER;
     plan.rawLength = plan.digested ? nsLength + DIGEST_PART_BYTES : raw;
     plan.tokenLength = plan.rawLength;
     return plan;
   }
   const n = base64DecodedLength(line, s, e);
-  if (n < 0) {
+  if (n < 0 || n > MAX_KEY_BYTES) {
     plan.base64 = true;
     plan.digested = false;
-    plan.tokenLength = -1;
-    plan.rawLength = -1;
+    plan.rawLength = n < 0 ? -1 : nsLength + n;
+    plan.tokenLength = n < 0 ? -1 : base64EncodedLength(plan.rawLength);
     return plan;
   }
   let direct = base64EncodedLength(nsLength + n) <= MAX_KEY_BYTES;

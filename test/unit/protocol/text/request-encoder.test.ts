@@ -185,6 +185,9 @@ describe('encodeRequest', () => {
     // the digest is the same for the same key
     expect(set.text.slice(4, 50)).toBe(long.text.slice(9, 55));
     expect(encode(`delete ${'a'.repeat(251)}`).refused).toBe(Replies.BAD_FORMAT);
+    // a key memcached refuses is never digested into one it takes
+    expect(encode(`delete ${'a'.repeat(251)}`, { ns: 'T:' }).refused).toBe(Replies.BAD_FORMAT);
+    expect(encode(`mg ${b64('a'.repeat(251))} b v`, { ns: 'T:' }).refused).toBe(Replies.BAD_FORMAT);
   });
 
   it('measures a base64 key by its text as sent when no namespace is added: memcached refuses tokens over 250 bytes', () => {
