@@ -252,7 +252,16 @@ const authSchema = z.strictObject({
   lockoutWindowMs: positiveInt('window over which failures from one address are counted, in milliseconds').default(
     60_000,
   ),
-  lockoutMs: positiveInt('how long a locked-out address is refused, in milliseconds').default(300_000),
+  lockoutMs: positiveInt('how long a locked-out address or user name is refused, in milliseconds').default(300_000),
+  userLockoutFailures: positiveInt(
+    'failed attempts for one user name, from any addresses, within lockoutWindowMs that lock the name out for lockoutMs',
+  ).default(50),
+  maxConcurrentHashes: positiveInt(
+    'password checks (scrypt, on the libuv thread pool) run at once in the process; the rest wait in a queue',
+  ).default(2),
+  maxQueuedHashes: positiveInt(
+    'password checks that may wait for a free slot; past it: SERVER_ERROR too many authentications in progress',
+  ).default(64),
 });
 
 const logSchema = z.strictObject({

@@ -106,6 +106,8 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
   tenant: TenantRuntime | null;
   /** what the credential that identified the connection allows */
   rights: Rights;
+  /** identified by a password (ASCII auth, SASL), not by listener, network or certificate */
+  private byPassword: boolean;
   private authFailures: number;
   private readonly ctx: SessionContext;
   private readonly log: Logger;
@@ -157,6 +159,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     this.log = log;
     this.tenant = tenant;
     this.rights = Rights.READ_WRITE;
+    this.byPassword = false;
     this.authFailures = 0;
     this.protocolKnown = false;
     this.parser = new RequestParser(this, {
@@ -551,8 +554,16 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
       case Cmd.BIN_NOOP:
         this.complete(req, binaryNoop(req), ReplyStatus.OK);
         return true;
-      case Cmd.SASL_LIST_MECHS:
       case Cmd.SASL_AUTH:
+        // memcached: a new AUTH first unauthenticates the connection, so a failed one
+        // never leaves it acting as the identity of an earlier AUTH
+        if (this.byPassword) {
+          this.unauthenticate();
+          return this.answerSasl(req);
+        }
+        this.complete(req, Replies.AUTH_FAILURE, ReplyStatus.ERROR);
+        return true;
+      case Cmd.SASL_LIST_MECHS:
       case Cmd.SASL_STEP:
         // already identified (by certificate, listener or network, or an earlier AUTH)
         if (req.cmd === Cmd.SASL_LIST_MECHS) this.complete(req, binarySaslMechanisms(req), ReplyStatus.OK);
@@ -576,6 +587,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
           const t = this.ctx.tenants.get(result.tenant);
           if (t !== undefined && !t.removed) {
             if (this.identifyAs(t, result.rights)) {
+              this.byPassword = true;
               this.afterLocalWork(req, Replies.STORED, ReplyStatus.STORED);
             } else {
               // memcached's words when it refuses a connection
@@ -589,7 +601,8 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
         if (!result.ok && (result.lockedOut || this.authFailures >= settings.maxFailuresPerConnection)) {
           this.cutOffStream();
         }
-        this.afterLocalWork(req, Replies.AUTH_FAILURE, ReplyStatus.ERROR);
+        const busy = !result.ok && result.busy;
+        this.afterLocalWork(req, busy ? Replies.AUTH_BUSY : Replies.AUTH_FAILURE, ReplyStatus.ERROR);
       },
       (err: unknown) => {
         this.log.error({ err }, 'authentication check failed');
@@ -611,6 +624,20 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     if (this.authTimer !== null) clearTimeout(this.authTimer);
     this.authTimer = null;
     return true;
+  }
+
+  /** The connection is no longer its password identity's (a new SASL AUTH is being checked). */
+  private unauthenticate(): void {
+    const t = this.tenant;
+    if (t === null) return;
+    if (this.limiterTenant !== null) this.ctx.connections.detachTenant(this.limiterTenant);
+    this.limiterTenant = null;
+    t.counters.currConnections--;
+    this.tenant = null;
+    this.byPassword = false;
+    this.rights = Rights.READ_WRITE;
+    this.authTimer = setTimeout(() => this.onAuthTimeout(), this.ctx.limits.authTimeoutMs);
+    this.authTimer.unref();
   }
 
   /** A tenant's smaller item limit makes the parser swallow larger values without buffering them. */
