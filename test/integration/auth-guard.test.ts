@@ -18,6 +18,18 @@ import { hashPassword } from '../../src/policy/password.js';
 import { spawnMemcached, type MemcachedProcess } from '../helpers/spawn-memcached.js';
 import { TextClient } from '../helpers/text-client.js';
 
+/** The cost (N) of every scrypt memgate runs, in order: the work each check does. */
+const scryptCosts = vi.hoisted(() => [] as number[]);
+vi.mock('node:crypto', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:crypto')>();
+  const scrypt = (...args: Parameters<typeof real.scrypt>): void => {
+    const opts = args[3];
+    if (typeof opts === 'object' && opts !== null && 'N' in opts) scryptCosts.push(Number(opts.N));
+    (real.scrypt as (...a: unknown[]) => void)(...args);
+  };
+  return { ...real, default: { ...real, scrypt }, scrypt };
+});
+
 let mc: MemcachedProcess;
 let proxy: Proxy;
 let dir: string;
@@ -77,6 +89,7 @@ tenants:
     prefix: "shop:"
     credentials:
 ${users.map((u) => `      - { username: ${u}, password: "${secret}" }`).join('\n')}
+      - { username: u-netless, password: "${secret}", networks: [ "10.0.0.0/8" ] }
   vault:
     prefix: "vault:"
     credentials:
@@ -189,6 +202,29 @@ describe('concurrent password checks', () => {
     // the rotation finished while most of the flood was still waiting for its checks
     expect(outstanding).toBeGreaterThanOrEqual(flood / 2);
   }, 90_000);
+});
+
+describe('the cost of an unknown user', () => {
+  it("checks an unknown user name with a configured credential's scrypt parameters, never other ones", async () => {
+    const known = new Set<number>();
+    scryptCosts.length = 0;
+    expect(await attemptFrom('127.80.0.1', 'u-sasl', 'wrong')).toBe('CLIENT_ERROR authentication failure\r\n');
+    expect(await attemptFrom('127.80.0.1', 'vault', 'wrong')).toBe('CLIENT_ERROR authentication failure\r\n');
+    for (const n of scryptCosts) known.add(n);
+    expect(known).toEqual(new Set([1024, 32768]));
+    scryptCosts.length = 0;
+    // names pick a dummy by keyed hash: over 24 names both costs appear (all alike: chance 2^-23)
+    const names = 24;
+    for (let i = 0; i < names; i++) await attemptFrom(`127.80.1.${i + 1}`, `nobody-${i}`, 'x');
+    expect(scryptCosts).toHaveLength(names);
+    expect(new Set(scryptCosts)).toEqual(known);
+  });
+
+  it('keeps a checked cost for a credential used from a network it is not allowed from', async () => {
+    scryptCosts.length = 0;
+    expect(await attemptFrom('127.80.2.1', 'u-netless', 'secret')).toBe('CLIENT_ERROR authentication failure\r\n');
+    expect(scryptCosts).toEqual([1024]);
+  });
 });
 
 describe('failed-login logging', () => {
