@@ -36,6 +36,7 @@ import type { MemoryGuard, MemoryRelief } from './memory-guard.js';
 import { checkEnforcedKeys, checkNamespacedKeys } from '../policy/key-prefix.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import { WriteBatch } from '../upstream/write-batch.js';
+import { endAndRelease } from './close.js';
 import { ReplyQueue } from './reply-queue.js';
 import { tenantStatsReply } from './tenant-stats.js';
 import type { TenantRegistry, TenantRuntime } from './tenants.js';
@@ -775,8 +776,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
 
   private closeGracefully(): void {
     if (this.closed) return;
-    this.socket.end();
-    this.socket.pause();
+    endAndRelease(this.socket);
   }
 
   /** A request ended the stream: nothing more is read, and nothing after it is answered (cutOffFlag). */
@@ -811,7 +811,8 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     this.queue.clear();
     if (this.authTimer !== null) clearTimeout(this.authTimer);
     this.ctx.memory.forget(this);
-    this.ctx.connections.release(this.limiterTenant, this.socket.remoteAddress ?? '');
+    // the listener releases the connection itself (counted at TCP accept) when the socket closes
+    if (this.limiterTenant !== null) this.ctx.connections.detachTenant(this.limiterTenant);
     if (this.tenant !== null) this.tenant.counters.currConnections--;
     this.ctx.onSessionClosed(this);
   }
