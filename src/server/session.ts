@@ -268,9 +268,9 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
       this.complete(req, Replies.UNAUTHENTICATED, ReplyStatus.ERROR);
       return;
     }
-    if (req.error !== null) {
+    if (req.error !== null || this.isOverItemLimit(t, req)) {
       t.counters.errors++;
-      this.complete(req, req.error, ReplyStatus.ERROR);
+      this.complete(req, req.error ?? Replies.TOO_LARGE, ReplyStatus.ERROR);
       return;
     }
     const cmd = req.cmd;
@@ -624,6 +624,19 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     this.applyTenantLimits(t);
     if (this.authTimer !== null) clearTimeout(this.authTimer);
     this.authTimer = null;
+    return true;
+  }
+
+  /**
+   * The tenant's item limit, checked on every request: the parser applies it
+   * only to values whose header it reads after the tenant is known, and a value
+   * pipelined behind an authentication, or sent on a binary session, was read
+   * under the global limit. Its bytes are already swallowed; it is dropped here.
+   */
+  private isOverItemLimit(t: TenantRuntime, req: Request): boolean {
+    const item = t.policy.limits.maxItemBytes;
+    if (item <= 0 || req.bytes <= item || COMMAND_BY_ID[req.cmd]?.hasValue !== true) return false;
+    req.value = null;
     return true;
   }
 

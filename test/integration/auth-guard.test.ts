@@ -96,6 +96,11 @@ ${users.map((u) => `      - { username: ${u}, password: "${secret}" }`).join('\n
       - { username: vault, password: "${vault}" }
       - { username: vault-flood, password: "${vault}" }
   rot: { prefix: "rot:" }
+  small:
+    prefix: "small:"
+    limits: { maxItemBytes: 1000 }
+    credentials:
+      - { username: u-small, password: "${secret}" }
 `,
     'auth-guard.yaml',
     {},
@@ -299,6 +304,30 @@ describe('SASL re-authentication', () => {
     c.send(saslPlain('u-sasl', 'secret'));
     expect(await readStatus(c)).toBe(0x00);
     c.send(packet(GET, 'sasl-k'));
+    expect(await readStatus(c)).toBe(0x00);
+    c.close();
+  });
+});
+
+describe('the item size limit after password authentication', () => {
+  it('holds for a big set pipelined right behind ASCII auth, and the stream stays in sync', async () => {
+    const c = await TextClient.connect(port(PLAIN), '127.0.0.1', '127.85.0.1');
+    const big = 'v'.repeat(5000);
+    const reply = await c.request(`${authSet('u-small', 'secret')}set big 0 0 ${big.length}\r\n${big}\r\nget big\r\n`);
+    expect(reply).toBe('STORED\r\nSERVER_ERROR object too large for cache\r\nEND\r\n');
+    expect(await c.request('set ok 0 0 3\r\nabc\r\nget ok\r\n')).toBe('STORED\r\nVALUE ok 0 3\r\nabc\r\nEND\r\n');
+    c.close();
+  });
+
+  it('holds on a binary (SASL) session: status 0x03, value too large', async () => {
+    const c = await TextClient.connect(port(PLAIN), '127.0.0.1', '127.85.0.2');
+    c.send(saslPlain('u-small', 'secret'));
+    expect(await readStatus(c)).toBe(0x00);
+    c.send(packet(SET, 'big', Buffer.alloc(5000, 0x76), Buffer.alloc(8)));
+    expect(await readStatus(c)).toBe(0x03);
+    c.send(packet(GET, 'big'));
+    expect(await readStatus(c)).toBe(0x01);
+    c.send(packet(SET, 'ok', Buffer.alloc(1000, 0x76), Buffer.alloc(8)));
     expect(await readStatus(c)).toBe(0x00);
     c.close();
   });
