@@ -246,7 +246,9 @@ const authSchema = z.strictObject({
     .describe(
       'also accept the hosted-service form of ASCII auth: `set <username> 0 0 <len>` with the password as data',
     ),
-  maxTokenBytes: positiveInt('longest ASCII auth token (user name and password) accepted').default(16 * 1024),
+  maxTokenBytes: positiveInt(
+    'longest ASCII auth token (user name and password) accepted; a longer value before authentication closes the connection before it is read',
+  ).default(1024),
   maxFailuresPerConnection: positiveInt('failed attempts after which a connection is closed').default(3),
   lockoutFailures: positiveInt('failed attempts from one source address that lock it out').default(10),
   lockoutWindowMs: positiveInt('window over which failures from one address are counted, in milliseconds').default(

@@ -25,7 +25,7 @@ import { Request, ReplyStatus, type ReplyOwner, type RequestSink } from '../prot
 import { RequestParser } from '../protocol/text/request-parser.js';
 import { BinaryRequestParser } from '../protocol/binary/parser.js';
 import { encodeBinaryReply, binaryNoop, binarySaslMechanisms } from '../protocol/binary/reply.js';
-import { isPlainMechanism, parseSaslPlain } from '../protocol/binary/sasl.js';
+import { isPlainMechanism, parseSaslPlain, SASL_MAX_BODY_BYTES } from '../protocol/binary/sasl.js';
 import { DENY_REPLY, Disposition, TENANT_DISPOSITION, rightsDenial, statsGroupDenial } from '../policy/command-deny.js';
 import { Rights } from '../policy/compile.js';
 import { Admit, ADMIT_NAMES } from '../policy/rate-limit.js';
@@ -97,6 +97,9 @@ const MAX_FORWARD_WINDOW = 256;
 /** ...and before the first reply has told how large replies are. */
 const FIRST_FORWARD_WINDOW = 32;
 
+/** Longest line before authentication: `set <key> <flags> <exptime> <bytes>` with a 250-byte key fits. */
+const PRE_AUTH_LINE_BYTES = 1024;
+
 /** One session's replies of one flush; shared, since a flush fills and writes it synchronously. */
 const replyBatch = new WriteBatch();
 
@@ -167,6 +170,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
       maxLineBytes: ctx.limits.maxLineBytes,
       maxValueBytes: ctx.limits.maxValueBytes,
     });
+    if (tenant === null) this.boundInput(true);
     this.queue = new ReplyQueue();
     this.pool = ctx.pool;
     this.slot = this.pool.assign();
@@ -237,6 +241,28 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     this.parser = new BinaryRequestParser(this, {
       maxValueBytes: item > 0 ? Math.min(item, limits.maxValueBytes) : limits.maxValueBytes,
     });
+    if (this.tenant === null) this.boundInput(true);
+  }
+
+  /**
+   * Before authentication only an authentication is expected, so the input is
+   * bounded to one: a line of PRE_AUTH_LINE_BYTES, a value of auth.maxTokenBytes
+   * (over it: CLIENT_ERROR auth token too long, and close, before the value is
+   * read), a binary body of a SASL exchange. Lifted while an attempt is being
+   * checked (what is pipelined behind it may be the tenant's own requests; the
+   * socket is paused meanwhile) and once the connection has a tenant.
+   */
+  private boundInput(on: boolean): void {
+    const p = this.parser;
+    if (p instanceof BinaryRequestParser) {
+      p.setFatalBodyBytes(on ? SASL_MAX_BODY_BYTES : 0);
+      return;
+    }
+    const bound = on
+      ? { lineBytes: PRE_AUTH_LINE_BYTES, valueBytes: this.ctx.auth.maxTokenBytes, reply: Replies.AUTH_TOKEN_TOO_LONG }
+      : null;
+    p.setInputBound(bound, this.ctx.limits);
+    if (!on && this.tenant !== null) this.applyTenantLimits(this.tenant);
   }
 
   onRequest(req: Request): void {
@@ -258,7 +284,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
   private dispatch(req: Request): void {
     const t = this.tenant;
     if (t === null) {
-      if (req.cmd === Cmd.SET && req.error === null && req.binary === null) {
+      if (req.cmd === Cmd.SET && req.binary === null && (req.error === null || req.error === Replies.TOO_LARGE)) {
         this.authenticate(req);
         return;
       }
@@ -580,6 +606,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     const settings = this.ctx.auth;
     this.held = [];
     this.setPause(PauseReason.LOCAL_WORK);
+    this.boundInput(false);
     const addr = this.socket.remoteAddress ?? '';
     this.ctx.authenticator.verify(user, password, addr).then(
       (result) => {
@@ -599,6 +626,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
           }
         }
         this.authFailures++;
+        this.boundInput(true);
         if (!result.ok && (result.lockedOut || this.authFailures >= settings.maxFailuresPerConnection)) {
           this.cutOffStream();
         }
@@ -650,6 +678,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     this.tenant = null;
     this.byPassword = false;
     this.rights = Rights.READ_WRITE;
+    this.boundInput(true);
     this.authTimer = setTimeout(() => this.onAuthTimeout(), this.ctx.limits.authTimeoutMs);
     this.authTimer.unref();
   }

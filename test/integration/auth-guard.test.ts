@@ -72,7 +72,7 @@ beforeAll(async () => {
   // cheap hashes keep the many attempts quick; "vault" has the default (expensive) cost
   const secret = cheapHash('secret');
   const vault = await hashPassword('vault-secret');
-  const users = ['u-dual', 'u-spread', 'u-clock', 'u-sasl', 'u-log'];
+  const users = ['u-dual', 'u-spread', 'u-clock', 'u-sasl', 'u-log', 'u-pipe'];
   const config = parseConfigText(
     `
 listen:
@@ -329,6 +329,51 @@ describe('the item size limit after password authentication', () => {
     expect(await readStatus(c)).toBe(0x01);
     c.send(packet(SET, 'ok', Buffer.alloc(1000, 0x76), Buffer.alloc(8)));
     expect(await readStatus(c)).toBe(0x00);
+    c.close();
+  });
+});
+
+describe('input before authentication', () => {
+  it('closes a connection whose pre-auth set announces a value larger than an auth token, before reading it', async () => {
+    const n = 50;
+    const partial = Buffer.alloc(256 * 1024, 0x78);
+    const rssBefore = process.memoryUsage().rss;
+    const clients = await Promise.all(
+      Array.from({ length: n }, (_, i) => TextClient.connect(port(PLAIN), '127.0.0.1', `127.86.0.${i + 1}`)),
+    );
+    for (const c of clients) {
+      c.send('set a 0 0 1048576\r\n');
+      c.send(partial);
+    }
+    const replies = await Promise.all(clients.map((c) => c.readUntil('\r\n', 10_000)));
+    await Promise.all(clients.map((c) => c.waitClosed(10_000)));
+    const rssAfter = process.memoryUsage().rss;
+    console.log(
+      `${n} pre-auth 1 MiB sets, 256 KiB sent each: RSS ${((rssAfter - rssBefore) / 1048576).toFixed(1)} MiB more`,
+    );
+    expect(new Set(replies)).toEqual(new Set(['CLIENT_ERROR auth token too long\r\n']));
+  }, 30_000);
+
+  it('closes an unauthenticated connection whose line is longer than an auth request', async () => {
+    const c = await TextClient.connect(port(PLAIN), '127.0.0.1', '127.86.1.1');
+    c.send(`get ${'k'.repeat(3000)}`);
+    expect(await c.readUntil('\r\n')).toBe('CLIENT_ERROR line too long\r\n');
+    await c.waitClosed();
+  });
+
+  it('closes a binary connection that sends a large packet before authenticating (E2BIG)', async () => {
+    const c = await TextClient.connect(port(PLAIN), '127.0.0.1', '127.86.1.2');
+    const set = packet(SET, 'k', Buffer.alloc(1024 * 1024), Buffer.alloc(8));
+    c.send(set.subarray(0, 64 * 1024));
+    expect(await readStatus(c)).toBe(0x03);
+    await c.waitClosed();
+  });
+
+  it('still takes requests with large values pipelined right behind the auth', async () => {
+    const c = await TextClient.connect(port(PLAIN), '127.0.0.1', '127.86.1.3');
+    const v = 'v'.repeat(20_000);
+    const reply = await c.request(`${authSet('u-pipe', 'secret')}set pv 0 0 ${v.length}\r\n${v}\r\nget pv\r\n`);
+    expect(reply).toBe(`STORED\r\nSTORED\r\nVALUE pv 0 ${v.length}\r\n${v}\r\nEND\r\n`);
     c.close();
   });
 });
