@@ -8,7 +8,10 @@
  * it is not allowed from is checked against its own hash, then refused.
  *
  * Guessing is bounded three ways, each counted when an attempt *starts*
- * (before the asynchronous scrypt), so parallel attempts cannot outrun it:
+ * (before the asynchronous scrypt), so parallel attempts cannot outrun it (an
+ * attempt beyond the limit while others of its address or name are being
+ * checked waits for them, then is counted, or refused if they locked it out;
+ * so a pool opening many connections at once is not refused):
  * - per source address (normalised: `::ffff:10.0.0.1` is `10.0.0.1`),
  *   auth.lockoutFailures within auth.lockoutWindowMs lock it out;
  * - per user name, from any address, auth.userLockoutFailures lock the name out
@@ -25,7 +28,7 @@ import type { CompiledPolicy, Rights } from '../policy/compile.js';
 import { normalizeAddress } from '../config/cidr.js';
 import { DummyHashes, verifyDummy, verifyPassword } from '../policy/password.js';
 import type { AuditSampler } from './audit.js';
-import { AuthFailureTracker, type AuthFailureOptions } from './conn-limits.js';
+import { AttemptStart, AuthFailureTracker, type AuthFailureOptions } from './conn-limits.js';
 
 export interface AuthSettings {
   readonly lockoutFailures: number;
@@ -55,7 +58,7 @@ const BUSY: AuthResult = Object.freeze({ ok: false, lockedOut: false, busy: true
  */
 export class HashGate {
   private maxActive: number;
-  private maxQueued: number;
+  maxQueued: number;
   private active = 0;
   private readonly queue: (() => void)[] = [];
   private queueHead = 0;
@@ -122,6 +125,9 @@ export class Authenticator {
   private readonly byAddress: AuthFailureTracker;
   private readonly byUser: AuthFailureTracker;
   readonly hashes: HashGate;
+  /** attempts waiting for a running one of their address or user name to end (see wakeWaiters) */
+  private attemptEnded: (() => void)[] = [];
+  private attemptWaiters = 0;
   /** dummy hashes for the policy they were made from (rebuilt when a reload swaps it) */
   private dummies: { readonly policy: CompiledPolicy; readonly hashes: DummyHashes } | null = null;
   /** failed attempts since start, for metrics */
@@ -150,18 +156,26 @@ export class Authenticator {
   async verify(username: Buffer, password: Buffer, addr: string): Promise<AuthResult> {
     const user = username.toString('latin1');
     const peer = addressKey(addr);
-    const started = performance.now();
-    if (!this.byAddress.tryBegin(peer, started)) return this.refuse(peer, user, 'address locked out');
-    if (!this.byUser.tryBegin(user, started)) {
-      this.byAddress.cancel(peer);
-      return this.refuse(peer, user, 'user name locked out');
+    for (;;) {
+      const now = performance.now();
+      const byAddress = this.byAddress.tryBegin(peer, now);
+      if (byAddress === AttemptStart.LOCKED) return this.refuse(peer, user, 'address locked out');
+      const byUser = byAddress === AttemptStart.BEGUN ? this.byUser.tryBegin(user, now) : AttemptStart.FULL;
+      if (byUser === AttemptStart.BEGUN) break;
+      if (byAddress === AttemptStart.BEGUN) this.byAddress.cancel(peer);
+      if (byUser === AttemptStart.LOCKED) return this.refuse(peer, user, 'user name locked out');
+      // as many attempts as the limit allows are being checked: wait for one to end, then count again
+      if (this.attemptWaiters >= this.hashes.maxQueued) return this.busy(peer);
+      this.attemptWaiters++;
+      await new Promise<void>((resolve) => this.attemptEnded.push(resolve));
+      this.attemptWaiters--;
     }
     const slot = this.hashes.enter();
     if (slot === null) {
       this.byAddress.cancel(peer);
       this.byUser.cancel(user);
-      this.audit.event('warn', 'auth-busy', '-', { peer }, 'authentication refused: too many in progress');
-      return BUSY;
+      this.wakeWaiters();
+      return this.busy(peer);
     }
     await slot;
     const policy = this.policy();
@@ -177,6 +191,7 @@ export class Authenticator {
     const now = performance.now();
     const lockedByAddress = this.byAddress.end(peer, now, !ok);
     const lockedByUser = this.byUser.end(user, now, !ok);
+    this.wakeWaiters();
     if (ok && cred !== undefined) {
       this.audit.event('info', 'auth-success', cred.tenant.name, { peer, user }, 'authenticated');
       return { ok: true, tenant: cred.tenant.name, rights: cred.rights, username: user };
@@ -187,6 +202,23 @@ export class Authenticator {
     const reason = cred === undefined ? 'unknown user' : allowed ? 'wrong password' : 'network not allowed';
     this.audit.event('warn', 'auth-failure', '-', { peer, user, reason, lockedOut }, 'authentication failed');
     return { ok: false, lockedOut, busy: false };
+  }
+
+  /**
+   * Attempts waiting because their address's or user name's running attempts
+   * fill its limit count again; any attempt's end may be the one they wait for.
+   * NOTE: waking all is simple and cheap at these numbers (at most maxQueuedHashes wait).
+   */
+  private wakeWaiters(): void {
+    if (this.attemptEnded.length === 0) return;
+    const waiters = this.attemptEnded;
+    this.attemptEnded = [];
+    for (const wake of waiters) wake();
+  }
+
+  private busy(peer: string): AuthResult {
+    this.audit.event('warn', 'auth-busy', '-', { peer }, 'authentication refused: too many in progress');
+    return BUSY;
   }
 
   private refuse(peer: string, user: string, reason: string): AuthResult {

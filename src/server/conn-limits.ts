@@ -9,7 +9,7 @@
  *   TCP accept      tryAcquire(null, addr)           → 0 or a ConnReject reason (then close at once);
  *                   counted before any TLS handshake, released when the TCP socket closes
  *   identified      tryAttachTenant(tenant)         → 0 or ConnReject.TENANT (by listener, network or certificate)
- *   auth attempt    authFailures.tryBegin(addr, now) → false: refused without a check
+ *   auth attempt    authFailures.tryBegin(addr, now) → LOCKED: refused; FULL: wait for a running one
  *                   authFailures.end(addr, now, failed) once the password check is done
  *   authenticated   tryAttachTenant(tenant)         → 0 or ConnReject.TENANT (tenant known only now)
  *   re-auth, close  detachTenant(tenant)            (the tenant the connection was attached to)
@@ -153,6 +153,14 @@ interface FailureEntry {
 
 export const DEFAULT_MAX_TRACKED_ADDRESSES = 100_000;
 
+/** What AuthFailureTracker.tryBegin decided. */
+export const AttemptStart = {
+  BEGUN: 0,
+  LOCKED: 1,
+  FULL: 2,
+} as const;
+export type AttemptStart = (typeof AttemptStart)[keyof typeof AttemptStart];
+
 /**
  * Failed authentications per key (a normalised source address, or a user
  * name), with lock-out. Times are monotonic milliseconds (performance.now()),
@@ -212,12 +220,13 @@ export class AuthFailureTracker {
   }
 
   /**
-   * An authentication attempt from `key` is about to be checked. False (and
-   * nothing counted) when the key is locked out, or when its failures plus the
-   * attempts already being checked reach `maxFailures`; otherwise the attempt
-   * is counted as running until `end` (or `cancel`).
+   * An authentication attempt from `key` is about to be checked. BEGUN: it is
+   * counted as running until `end` (or `cancel`). LOCKED: the key is locked
+   * out. FULL: its failures plus the attempts already being checked reach
+   * `maxFailures`; nothing is counted, and the caller may try again once one
+   * of those has ended (it may then be BEGUN, or LOCKED).
    */
-  tryBegin(key: string, nowMs: number): boolean {
+  tryBegin(key: string, nowMs: number): AttemptStart {
     let e = this.entries.get(key);
     if (e === undefined) {
       e = this.evictForNew(nowMs);
@@ -225,14 +234,14 @@ export class AuthFailureTracker {
       this.entries.delete(key); // re-inserted below: most recent last
       if (e.lockedUntilMs > nowMs) {
         this.entries.set(key, e);
-        return false;
+        return AttemptStart.LOCKED;
       }
       this.restartIfExpired(e, nowMs);
     }
     this.entries.set(key, e);
-    if (e.failures + e.inFlight >= this.maxFailures) return false;
+    if (e.failures + e.inFlight >= this.maxFailures) return AttemptStart.FULL;
     e.inFlight++;
-    return true;
+    return AttemptStart.BEGUN;
   }
 
   /** An attempt begun with `tryBegin` was not checked after all: gives its place back. */
