@@ -89,7 +89,9 @@ export class Listener {
       this.server.on('connection', (socket: net.Socket) => this.admit(socket, false));
       // with a listener here, node leaves the failed socket open (a handshake timeout too): close it
       this.server.on('tlsClientError', (err, socket) => {
-        this.log.info({ err: err.message, peer: socket.remoteAddress }, 'TLS handshake failed');
+        // sampled: a flood of silent or refused connections must not flood the log
+        const fields = { err: err.message, peer: socket.remoteAddress };
+        this.ctx.audit.event('info', 'tls-handshake-failed', '-', fields, 'TLS handshake failed');
         socket.destroy();
       });
     }
