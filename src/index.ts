@@ -140,14 +140,10 @@ class Memgate implements Proxy, SessionContext {
         logger: this.logger,
       });
     this.currentPool = newPool(config, this.logger);
-    this.authenticator = new Authenticator(
-      () => this.tenants.policy,
-      config.auth,
-      this.logger.child({ component: 'auth' }),
-    );
+    this.audit = new AuditSampler(this.logger);
+    this.authenticator = new Authenticator(() => this.tenants.policy, config.auth, this.audit);
     this.connections = new ConnectionLimiter(connectionCaps(config, this.shareOf));
     this.memory = new MemoryGuard(config.limits.memoryHighWatermarkBytes, this.logger);
-    this.audit = new AuditSampler(this.logger);
     this.metrics = createMetrics({
       tenants: () => this.liveTenants(),
       upstream: () => this.currentPool.health(),

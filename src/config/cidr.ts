@@ -108,13 +108,25 @@ export function tryParseCidr(text: string): { cidr: Cidr; error?: undefined } | 
   }
 }
 
-/** One predicate for a list of networks: true when the address is inside any of them. */
+/**
+ * One predicate for a list of networks: true when the address is inside any of them.
+ *
+ * The rule: an IPv4 peer (mapped ones included, after normalisation) is matched
+ * only against the list's IPv4 networks, an IPv6 peer only against its IPv6
+ * networks. One BlockList per family, because a single BlockList checks an IPv4
+ * address against IPv6 rules too (as `::ffff:a.b.c.d`), which made `::/0` admit
+ * every IPv4 peer.
+ */
 export function createNetworkMatcher(cidrs: readonly Cidr[]): (address: string) => boolean {
-  const list = new BlockList();
-  for (const cidr of cidrs) list.addSubnet(cidr.network, cidr.prefixLength, familyName(cidr.family));
+  const v4 = new BlockList();
+  const v6 = new BlockList();
+  for (const cidr of cidrs) {
+    (cidr.family === 4 ? v4 : v6).addSubnet(cidr.network, cidr.prefixLength, familyName(cidr.family));
+  }
   return (address: string): boolean => {
     const peer = normalizeAddress(address);
-    return peer !== null && list.check(peer.address, familyName(peer.family));
+    if (peer === null) return false;
+    return peer.family === 4 ? v4.check(peer.address, 'ipv4') : v6.check(peer.address, 'ipv6');
   };
 }
 

@@ -246,13 +246,24 @@ const authSchema = z.strictObject({
     .describe(
       'also accept the hosted-service form of ASCII auth: `set <username> 0 0 <len>` with the password as data',
     ),
-  maxTokenBytes: positiveInt('longest ASCII auth token (user name and password) accepted').default(16 * 1024),
+  maxTokenBytes: positiveInt(
+    'longest ASCII auth token (user name and password) accepted; a longer value before authentication closes the connection before it is read',
+  ).default(1024),
   maxFailuresPerConnection: positiveInt('failed attempts after which a connection is closed').default(3),
   lockoutFailures: positiveInt('failed attempts from one source address that lock it out').default(10),
   lockoutWindowMs: positiveInt('window over which failures from one address are counted, in milliseconds').default(
     60_000,
   ),
-  lockoutMs: positiveInt('how long a locked-out address is refused, in milliseconds').default(300_000),
+  lockoutMs: positiveInt('how long a locked-out address or user name is refused, in milliseconds').default(300_000),
+  userLockoutFailures: positiveInt(
+    'failed attempts for one user name, from any addresses, within lockoutWindowMs that lock the name out for lockoutMs',
+  ).default(50),
+  maxConcurrentHashes: positiveInt(
+    'password checks (scrypt, on the libuv thread pool) run at once in the process; the rest wait in a queue',
+  ).default(2),
+  maxQueuedHashes: positiveInt(
+    'password checks that may wait for a free slot; past it: SERVER_ERROR too many authentications in progress',
+  ).default(64),
 });
 
 const logSchema = z.strictObject({

@@ -4,14 +4,16 @@
  * failed authentications. Pure bookkeeping over Maps: no sockets, no timers, and
  * every operation is O(1).
  *
- * The session calls, in order:
+ * The listener and the session call, in order:
  *
- *   accept          tryAcquire(tenant | null, addr)  → 0 or a ConnReject reason (then close)
- *                   authFailures.isLockedOut(addr, now)
+ *   TCP accept      tryAcquire(null, addr)           → 0 or a ConnReject reason (then close at once);
+ *                   counted before any TLS handshake, released when the TCP socket closes
+ *   identified      tryAttachTenant(tenant)         → 0 or ConnReject.TENANT (by listener, network or certificate)
+ *   auth attempt    authFailures.tryBegin(addr, now) → LOCKED: refused; FULL: wait for a running one
+ *                   authFailures.end(addr, now, failed) once the password check is done
  *   authenticated   tryAttachTenant(tenant)         → 0 or ConnReject.TENANT (tenant known only now)
- *                   authFailures.recordSuccess(addr)
- *   auth failure    authFailures.recordFailure(addr, now)
- *   close           release(tenant | null, addr)    (the tenant the connection ended up with)
+ *   re-auth, close  detachTenant(tenant)            (the tenant the connection was attached to)
+ *   TCP close       release(null, addr)
  *
  * Addresses are compared as strings: the caller passes them normalised (for
  * example `::ffff:10.0.0.1` → `10.0.0.1`), the same way as for network matching.
@@ -92,16 +94,20 @@ export class ConnectionLimiter {
     return ConnReject.OK;
   }
 
+  /** A connection attached to `tenant` no longer counts against it (it closed, or it is re-authenticating). */
+  detachTenant(tenant: string): void {
+    const n = this.perTenant.get(tenant) ?? 0;
+    if (n <= 1) this.perTenant.delete(tenant);
+    else this.perTenant.set(tenant, n - 1);
+  }
+
   /** A connection closed. `tenant` is the one it was acquired with or attached to, or null. */
   release(tenant: string | null, addr: string): void {
     if (this.total > 0) this.total--;
     const fromAddr = this.perAddress.get(addr) ?? 0;
     if (fromAddr <= 1) this.perAddress.delete(addr);
     else this.perAddress.set(addr, fromAddr - 1);
-    if (tenant === null) return;
-    const n = this.perTenant.get(tenant) ?? 0;
-    if (n <= 1) this.perTenant.delete(tenant);
-    else this.perTenant.set(tenant, n - 1);
+    if (tenant !== null) this.detachTenant(tenant);
   }
 
   get openConnections(): number {
@@ -139,14 +145,33 @@ interface FailureEntry {
   /** start of the current counting window, ms */
   windowStartMs: number;
   failures: number;
+  /** attempts begun (tryBegin) and not yet ended: they count against the limit while they run */
+  inFlight: number;
   /** refused until this time, ms; 0 = not locked out */
   lockedUntilMs: number;
 }
 
 export const DEFAULT_MAX_TRACKED_ADDRESSES = 100_000;
 
+/** What AuthFailureTracker.tryBegin decided. */
+export const AttemptStart = {
+  BEGUN: 0,
+  LOCKED: 1,
+  FULL: 2,
+} as const;
+export type AttemptStart = (typeof AttemptStart)[keyof typeof AttemptStart];
+
 /**
- * Failed authentications per source address, with lock-out.
+ * Failed authentications per key (a normalised source address, or a user
+ * name), with lock-out. Times are monotonic milliseconds (performance.now()),
+ * so a wall-clock step neither ends nor stretches a lock-out.
+ *
+ * Attempts are counted when they begin (`tryBegin`), before the asynchronous
+ * password check: failures plus attempts still being checked may not exceed
+ * `maxFailures`, so N parallel attempts cannot all be evaluated against a
+ * limit that only counts finished ones. `end` settles an attempt: a failure
+ * stays counted, a success only gives back its own place (it forgets no
+ * earlier failure).
  *
  * Window: fixed, starting at an address's first failure; `maxFailures` within
  * `windowMs` lock the address out for `lockoutMs`, after which it starts clean.
@@ -194,6 +219,45 @@ export class AuthFailureTracker {
     }
   }
 
+  /**
+   * An authentication attempt from `key` is about to be checked. BEGUN: it is
+   * counted as running until `end` (or `cancel`). LOCKED: the key is locked
+   * out. FULL: its failures plus the attempts already being checked reach
+   * `maxFailures`; nothing is counted, and the caller may try again once one
+   * of those has ended (it may then be BEGUN, or LOCKED).
+   */
+  tryBegin(key: string, nowMs: number): AttemptStart {
+    let e = this.entries.get(key);
+    if (e === undefined) {
+      e = this.evictForNew(nowMs);
+    } else {
+      this.entries.delete(key); // re-inserted below: most recent last
+      if (e.lockedUntilMs > nowMs) {
+        this.entries.set(key, e);
+        return AttemptStart.LOCKED;
+      }
+      this.restartIfExpired(e, nowMs);
+    }
+    this.entries.set(key, e);
+    if (e.failures + e.inFlight >= this.maxFailures) return AttemptStart.FULL;
+    e.inFlight++;
+    return AttemptStart.BEGUN;
+  }
+
+  /** An attempt begun with `tryBegin` was not checked after all: gives its place back. */
+  cancel(key: string): void {
+    const e = this.entries.get(key);
+    if (e !== undefined && e.inFlight > 0) e.inFlight--;
+  }
+
+  /** An attempt begun with `tryBegin` is settled. Returns true when `key` is (now) locked out. */
+  end(key: string, nowMs: number, failed: boolean): boolean {
+    const e = this.entries.get(key);
+    if (e !== undefined && e.inFlight > 0) e.inFlight--;
+    if (failed) return this.recordFailure(key, nowMs);
+    return this.isLockedOut(key, nowMs);
+  }
+
   /** Counts a failed authentication from `addr`; returns true when the address is (now) locked out. */
   recordFailure(addr: string, nowMs: number): boolean {
     let e = this.entries.get(addr);
@@ -203,11 +267,7 @@ export class AuthFailureTracker {
         this.entries.set(addr, e);
         return true;
       }
-      if (e.lockedUntilMs !== 0 || nowMs - e.windowStartMs >= this.windowMs) {
-        e.windowStartMs = nowMs;
-        e.failures = 0;
-        e.lockedUntilMs = 0;
-      }
+      this.restartIfExpired(e, nowMs);
     } else {
       e = this.evictForNew(nowMs);
     }
@@ -217,12 +277,22 @@ export class AuthFailureTracker {
     return e.lockedUntilMs > nowMs;
   }
 
+  /** An ended lock-out or a passed window starts the entry clean (attempts still running stay counted). */
+  private restartIfExpired(e: FailureEntry, nowMs: number): void {
+    if (e.lockedUntilMs !== 0 || nowMs - e.windowStartMs >= this.windowMs) {
+      e.windowStartMs = nowMs;
+      e.failures = 0;
+      e.lockedUntilMs = 0;
+    }
+  }
+
   /** Whether `addr` is refused now. Forgets an expired lock-out. */
   isLockedOut(addr: string, nowMs: number): boolean {
     const e = this.entries.get(addr);
     if (e === undefined || e.lockedUntilMs === 0) return false;
     if (e.lockedUntilMs > nowMs) return true;
-    this.entries.delete(addr);
+    if (e.inFlight === 0) this.entries.delete(addr);
+    else this.restartIfExpired(e, nowMs);
     return false;
   }
 
@@ -230,7 +300,7 @@ export class AuthFailureTracker {
   recordSuccess(addr: string): void {
     if (!this.forgetOnSuccess) return;
     const e = this.entries.get(addr);
-    if (e !== undefined && e.lockedUntilMs === 0) this.entries.delete(addr);
+    if (e !== undefined && e.lockedUntilMs === 0 && e.inFlight === 0) this.entries.delete(addr);
   }
 
   /** Failures counted for `addr` in its current window (0 when unknown). */
@@ -252,9 +322,10 @@ export class AuthFailureTracker {
         this.entries.delete(oldest.value);
       }
     }
-    if (e === undefined) return { windowStartMs: nowMs, failures: 0, lockedUntilMs: 0 };
+    if (e === undefined) return { windowStartMs: nowMs, failures: 0, inFlight: 0, lockedUntilMs: 0 };
     e.windowStartMs = nowMs;
     e.failures = 0;
+    e.inFlight = 0;
     e.lockedUntilMs = 0;
     return e;
   }

@@ -2,12 +2,15 @@
  * TCP listeners. Each accepted connection becomes a ClientSession, identified
  * by the listener's bound tenant or by its source network.
  */
+import { constants as cryptoConstants } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { Rights } from '../policy/compile.js';
 import { Replies } from '../protocol/text/replies.js';
+import { normalizeAddress } from '../config/cidr.js';
+import { endAndRelease } from './close.js';
 import { CONN_REJECT_NAMES, ConnReject } from './conn-limits.js';
 import { ClientSession, type SessionContext } from './session.js';
 import type { TenantRuntime } from './tenants.js';
@@ -59,23 +62,38 @@ export class Listener {
     const socketOpts = { noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000, allowHalfOpen: true };
     const t = spec.tls;
     if (t === undefined) {
-      this.server = net.createServer(socketOpts, (socket) => this.accept(socket));
+      this.server = net.createServer(socketOpts);
+      this.server.on('connection', (socket: net.Socket) => {
+        if (this.admit(socket, true)) this.accept(socket);
+      });
     } else {
       const requestCert = t.ca !== undefined;
       this.server = tls.createServer(
         {
           ...socketOpts,
+          // half-open only once the handshake is done (accept): a client that closes before it must be
+          // released at once, not when the handshake times out
+          allowHalfOpen: false,
           ...readTlsFiles(t),
           requestCert,
           // with a CA, clients without a verified certificate fail the handshake unless told otherwise
           rejectUnauthorized: requestCert && t.requireClientCert !== false,
           minVersion: 'TLSv1.2',
+          // a silent TCP connection must not hold a descriptor for node's default two minutes
+          handshakeTimeout: ctx.limits.authTimeoutMs,
+          secureOptions: tlsSecureOptions(requestCert),
         },
         (socket) => this.accept(socket),
       );
-      this.server.on('tlsClientError', (err, socket) =>
-        this.log.info({ err: err.message, peer: socket.remoteAddress }, 'TLS handshake failed'),
-      );
+      // counted at TCP accept, before the handshake (tls.Server's own 'connection' listener ran first)
+      this.server.on('connection', (socket: net.Socket) => this.admit(socket, false));
+      // with a listener here, node leaves the failed socket open (a handshake timeout too): close it
+      this.server.on('tlsClientError', (err, socket) => {
+        // sampled: a flood of silent or refused connections must not flood the log
+        const fields = { err: err.message, peer: socket.remoteAddress };
+        this.ctx.audit.event('info', 'tls-handshake-failed', '-', fields, 'TLS handshake failed');
+        socket.destroy();
+      });
     }
     this.server.on('error', (err) => this.log.error({ err, host: spec.host, port: spec.port }, 'listener error'));
   }
@@ -116,26 +134,54 @@ export class Listener {
     if (t !== undefined && this.server instanceof tls.Server) this.server.setSecureContext(readTlsFiles(t));
   }
 
+  /**
+   * A TCP connection was accepted (for TLS: before the handshake): counts it
+   * against the process-wide and per-address caps, released when the TCP
+   * socket closes. Over a cap it is closed at once: a plain one after
+   * memcached's reply, a TLS one without a word (nothing can be said before
+   * the handshake).
+   */
+  private admit(socket: net.Socket, plain: boolean): boolean {
+    const addr = peerKey(socket);
+    const refused = this.ctx.connections.tryAcquire(null, addr);
+    if (refused !== ConnReject.OK) {
+      this.refuse(socket, '-', addr, refused, plain);
+      return false;
+    }
+    socket.once('close', () => this.ctx.connections.release(null, addr));
+    return true;
+  }
+
+  private refuse(socket: net.Socket, tenant: string, addr: string, refused: ConnReject, canReply: boolean): void {
+    this.ctx.processCounters.connectionsRejected++;
+    this.ctx.audit.event(
+      'warn',
+      'connection-refused',
+      tenant,
+      { peer: addr, cap: CONN_REJECT_NAMES[refused] },
+      'connection refused: too many open connections',
+    );
+    // memcached's own words when it is over its connection limit
+    if (canReply) endAndRelease(socket, Replies.TOO_MANY_CONNECTIONS);
+    else socket.destroy();
+  }
+
   private accept(socket: net.Socket): void {
     const id = this.nextId();
     const peerAddress = socket.remoteAddress ?? '';
     // identity precedence: a verified client certificate, then a password, then listener or network
-    const byCert = socket instanceof tls.TLSSocket ? this.identifyCertificate(socket) : null;
+    let byCert: TenantRuntime | null = null;
+    if (socket instanceof tls.TLSSocket) {
+      socket.allowHalfOpen = true;
+      byCert = this.identifyCertificate(socket, peerAddress);
+    }
     const tenant = byCert ?? this.ctx.tenants.identify(this.spec.tenant, peerAddress);
-    const refused = this.ctx.connections.tryAcquire(tenant?.policy.name ?? null, peerAddress);
-    if (refused !== ConnReject.OK) {
-      this.ctx.processCounters.connectionsRejected++;
-      this.ctx.audit.event(
-        'warn',
-        'connection-refused',
-        tenant?.policy.name ?? '-',
-        { peer: peerAddress, cap: CONN_REJECT_NAMES[refused] },
-        'connection refused: too many open connections',
-      );
-      // memcached's own words when it is over its connection limit
-      socket.on('error', () => undefined);
-      socket.end(Replies.TOO_MANY_CONNECTIONS);
-      return;
+    if (tenant !== null) {
+      const refused = this.ctx.connections.tryAttachTenant(tenant.policy.name);
+      if (refused !== ConnReject.OK) {
+        this.refuse(socket, tenant.policy.name, peerKey(socket), refused, true);
+        return;
+      }
     }
     this.ctx.processCounters.connectionsAccepted++;
     const log = this.log.child({
@@ -150,11 +196,17 @@ export class Listener {
   }
 
   /**
-   * The tenant named by a verified client certificate. A resumed TLS session
-   * may carry no certificate: it is then not identified this way.
+   * The tenant named by a certificate verified in this handshake, when the
+   * peer is inside the tenant's `networks` (as for its password).
+   *
+   * A resumed TLS session is never taken as a certificate: the client proved
+   * nothing in it (the session may not even be its own), yet OpenSSL reports
+   * the original peer's certificate and verify result. Listeners that request
+   * certificates also issue no tickets (tlsSecureOptions), so a resumption is
+   * not normally offered; this check keeps any that happens from identifying.
    */
-  private identifyCertificate(socket: tls.TLSSocket): TenantRuntime | null {
-    if (!socket.authorized) return null;
+  private identifyCertificate(socket: tls.TLSSocket, peerAddress: string): TenantRuntime | null {
+    if (!socket.authorized || socket.isSessionReused()) return null;
     const cert = socket.getPeerCertificate();
     if (cert === null || typeof cert.fingerprint256 !== 'string' || cert.fingerprint256 === '') return null;
     const cn = cert.subject?.CN;
@@ -163,7 +215,34 @@ export class Listener {
       typeof cn === 'string' ? cn : undefined,
     );
     if (policy === null) return null;
+    if (policy.networks !== null && !policy.networks(peerAddress)) {
+      this.ctx.audit.event(
+        'warn',
+        'certificate-network-refused',
+        policy.name,
+        { peer: peerAddress },
+        "certificate not accepted from outside the tenant's networks",
+      );
+      return null;
+    }
     const rt = this.ctx.tenants.get(policy.name);
     return rt === undefined || rt.removed ? null : rt;
   }
+}
+
+/** The source address connections are counted under: normalised, so one peer is one key on every listener. */
+function peerKey(socket: net.Socket): string {
+  const addr = socket.remoteAddress ?? '';
+  return normalizeAddress(addr)?.address ?? addr;
+}
+
+/**
+ * OpenSSL options for a TLS listener: client-initiated renegotiation is refused
+ * (TLS 1.2; 1.3 has none), and where certificates identify tenants no session
+ * tickets are issued (TLS 1.2 tickets; for 1.3, OpenSSL then issues stateful
+ * tickets, which node's server never stores, so no PSK resumption either).
+ */
+function tlsSecureOptions(requestCert: boolean): number {
+  const c = cryptoConstants;
+  return c.SSL_OP_NO_RENEGOTIATION | (requestCert ? c.SSL_OP_NO_TICKET : 0);
 }

@@ -25,7 +25,7 @@ import { Request, ReplyStatus, type ReplyOwner, type RequestSink } from '../prot
 import { RequestParser } from '../protocol/text/request-parser.js';
 import { BinaryRequestParser } from '../protocol/binary/parser.js';
 import { encodeBinaryReply, binaryNoop, binarySaslMechanisms } from '../protocol/binary/reply.js';
-import { isPlainMechanism, parseSaslPlain } from '../protocol/binary/sasl.js';
+import { isPlainMechanism, parseSaslPlain, SASL_MAX_BODY_BYTES } from '../protocol/binary/sasl.js';
 import { DENY_REPLY, Disposition, TENANT_DISPOSITION, rightsDenial, statsGroupDenial } from '../policy/command-deny.js';
 import { Rights } from '../policy/compile.js';
 import { Admit, ADMIT_NAMES } from '../policy/rate-limit.js';
@@ -36,6 +36,7 @@ import type { MemoryGuard, MemoryRelief } from './memory-guard.js';
 import { checkEnforcedKeys, checkNamespacedKeys } from '../policy/key-prefix.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import { WriteBatch } from '../upstream/write-batch.js';
+import { endAndRelease } from './close.js';
 import { ReplyQueue } from './reply-queue.js';
 import { tenantStatsReply } from './tenant-stats.js';
 import type { TenantRegistry, TenantRuntime } from './tenants.js';
@@ -96,6 +97,9 @@ const MAX_FORWARD_WINDOW = 256;
 /** ...and before the first reply has told how large replies are. */
 const FIRST_FORWARD_WINDOW = 32;
 
+/** Longest line before authentication: `set <key> <flags> <exptime> <bytes>` with a 250-byte key fits. */
+const PRE_AUTH_LINE_BYTES = 1024;
+
 /** One session's replies of one flush; shared, since a flush fills and writes it synchronously. */
 const replyBatch = new WriteBatch();
 
@@ -106,6 +110,8 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
   tenant: TenantRuntime | null;
   /** what the credential that identified the connection allows */
   rights: Rights;
+  /** identified by a password (ASCII auth, SASL), not by listener, network or certificate */
+  private byPassword: boolean;
   private authFailures: number;
   private readonly ctx: SessionContext;
   private readonly log: Logger;
@@ -157,12 +163,14 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     this.log = log;
     this.tenant = tenant;
     this.rights = Rights.READ_WRITE;
+    this.byPassword = false;
     this.authFailures = 0;
     this.protocolKnown = false;
     this.parser = new RequestParser(this, {
       maxLineBytes: ctx.limits.maxLineBytes,
       maxValueBytes: ctx.limits.maxValueBytes,
     });
+    if (tenant === null) this.boundInput(true);
     this.queue = new ReplyQueue();
     this.pool = ctx.pool;
     this.slot = this.pool.assign();
@@ -233,6 +241,28 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     this.parser = new BinaryRequestParser(this, {
       maxValueBytes: item > 0 ? Math.min(item, limits.maxValueBytes) : limits.maxValueBytes,
     });
+    if (this.tenant === null) this.boundInput(true);
+  }
+
+  /**
+   * Before authentication only an authentication is expected, so the input is
+   * bounded to one: a line of PRE_AUTH_LINE_BYTES, a value of auth.maxTokenBytes
+   * (over it: CLIENT_ERROR auth token too long, and close, before the value is
+   * read), a binary body of a SASL exchange. Lifted while an attempt is being
+   * checked (what is pipelined behind it may be the tenant's own requests; the
+   * socket is paused meanwhile) and once the connection has a tenant.
+   */
+  private boundInput(on: boolean): void {
+    const p = this.parser;
+    if (p instanceof BinaryRequestParser) {
+      p.setFatalBodyBytes(on ? SASL_MAX_BODY_BYTES : 0);
+      return;
+    }
+    const bound = on
+      ? { lineBytes: PRE_AUTH_LINE_BYTES, valueBytes: this.ctx.auth.maxTokenBytes, reply: Replies.AUTH_TOKEN_TOO_LONG }
+      : null;
+    p.setInputBound(bound, this.ctx.limits);
+    if (!on && this.tenant !== null) this.applyTenantLimits(this.tenant);
   }
 
   onRequest(req: Request): void {
@@ -254,7 +284,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
   private dispatch(req: Request): void {
     const t = this.tenant;
     if (t === null) {
-      if (req.cmd === Cmd.SET && req.error === null && req.binary === null) {
+      if (req.cmd === Cmd.SET && req.binary === null && (req.error === null || req.error === Replies.TOO_LARGE)) {
         this.authenticate(req);
         return;
       }
@@ -264,9 +294,9 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
       this.complete(req, Replies.UNAUTHENTICATED, ReplyStatus.ERROR);
       return;
     }
-    if (req.error !== null) {
+    if (req.error !== null || this.isOverItemLimit(t, req)) {
       t.counters.errors++;
-      this.complete(req, req.error, ReplyStatus.ERROR);
+      this.complete(req, req.error ?? Replies.TOO_LARGE, ReplyStatus.ERROR);
       return;
     }
     const cmd = req.cmd;
@@ -551,8 +581,16 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
       case Cmd.BIN_NOOP:
         this.complete(req, binaryNoop(req), ReplyStatus.OK);
         return true;
-      case Cmd.SASL_LIST_MECHS:
       case Cmd.SASL_AUTH:
+        // memcached: a new AUTH first unauthenticates the connection, so a failed one
+        // never leaves it acting as the identity of an earlier AUTH
+        if (this.byPassword) {
+          this.unauthenticate();
+          return this.answerSasl(req);
+        }
+        this.complete(req, Replies.AUTH_FAILURE, ReplyStatus.ERROR);
+        return true;
+      case Cmd.SASL_LIST_MECHS:
       case Cmd.SASL_STEP:
         // already identified (by certificate, listener or network, or an earlier AUTH)
         if (req.cmd === Cmd.SASL_LIST_MECHS) this.complete(req, binarySaslMechanisms(req), ReplyStatus.OK);
@@ -568,6 +606,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     const settings = this.ctx.auth;
     this.held = [];
     this.setPause(PauseReason.LOCAL_WORK);
+    this.boundInput(false);
     const addr = this.socket.remoteAddress ?? '';
     this.ctx.authenticator.verify(user, password, addr).then(
       (result) => {
@@ -576,6 +615,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
           const t = this.ctx.tenants.get(result.tenant);
           if (t !== undefined && !t.removed) {
             if (this.identifyAs(t, result.rights)) {
+              this.byPassword = true;
               this.afterLocalWork(req, Replies.STORED, ReplyStatus.STORED);
             } else {
               // memcached's words when it refuses a connection
@@ -586,10 +626,12 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
           }
         }
         this.authFailures++;
+        this.boundInput(true);
         if (!result.ok && (result.lockedOut || this.authFailures >= settings.maxFailuresPerConnection)) {
           this.cutOffStream();
         }
-        this.afterLocalWork(req, Replies.AUTH_FAILURE, ReplyStatus.ERROR);
+        const busy = !result.ok && result.busy;
+        this.afterLocalWork(req, busy ? Replies.AUTH_BUSY : Replies.AUTH_FAILURE, ReplyStatus.ERROR);
       },
       (err: unknown) => {
         this.log.error({ err }, 'authentication check failed');
@@ -611,6 +653,34 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     if (this.authTimer !== null) clearTimeout(this.authTimer);
     this.authTimer = null;
     return true;
+  }
+
+  /**
+   * The tenant's item limit, checked on every request: the parser applies it
+   * only to values whose header it reads after the tenant is known, and a value
+   * pipelined behind an authentication, or sent on a binary session, was read
+   * under the global limit. Its bytes are already swallowed; it is dropped here.
+   */
+  private isOverItemLimit(t: TenantRuntime, req: Request): boolean {
+    const item = t.policy.limits.maxItemBytes;
+    if (item <= 0 || req.bytes <= item || COMMAND_BY_ID[req.cmd]?.hasValue !== true) return false;
+    req.value = null;
+    return true;
+  }
+
+  /** The connection is no longer its password identity's (a new SASL AUTH is being checked). */
+  private unauthenticate(): void {
+    const t = this.tenant;
+    if (t === null) return;
+    if (this.limiterTenant !== null) this.ctx.connections.detachTenant(this.limiterTenant);
+    this.limiterTenant = null;
+    t.counters.currConnections--;
+    this.tenant = null;
+    this.byPassword = false;
+    this.rights = Rights.READ_WRITE;
+    this.boundInput(true);
+    this.authTimer = setTimeout(() => this.onAuthTimeout(), this.ctx.limits.authTimeoutMs);
+    this.authTimer.unref();
   }
 
   /** A tenant's smaller item limit makes the parser swallow larger values without buffering them. */
@@ -748,8 +818,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
 
   private closeGracefully(): void {
     if (this.closed) return;
-    this.socket.end();
-    this.socket.pause();
+    endAndRelease(this.socket);
   }
 
   /** A request ended the stream: nothing more is read, and nothing after it is answered (cutOffFlag). */
@@ -784,7 +853,8 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     this.queue.clear();
     if (this.authTimer !== null) clearTimeout(this.authTimer);
     this.ctx.memory.forget(this);
-    this.ctx.connections.release(this.limiterTenant, this.socket.remoteAddress ?? '');
+    // the listener releases the connection itself (counted at TCP accept) when the socket closes
+    if (this.limiterTenant !== null) this.ctx.connections.detachTenant(this.limiterTenant);
     if (this.tenant !== null) this.tenant.counters.currConnections--;
     this.ctx.onSessionClosed(this);
   }

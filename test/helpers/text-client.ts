@@ -23,9 +23,10 @@ export class TextClient {
     socket.on('error', () => {});
   }
 
-  static connect(port: number, host = '127.0.0.1'): Promise<TextClient> {
+  /** `localAddress`: the source address to connect from (any 127.x.y.z works on loopback). */
+  static connect(port: number, host = '127.0.0.1', localAddress?: string): Promise<TextClient> {
     return new Promise((resolve, reject) => {
-      const s = net.connect({ host, port });
+      const s = net.connect({ host, port, ...(localAddress !== undefined ? { localAddress } : {}) });
       s.once('connect', () => resolve(new TextClient(s)));
       s.once('error', reject);
     });

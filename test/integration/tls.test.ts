@@ -11,9 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../src/policy/password.js';
 import { spawnMemcached, type MemcachedProcess } from '../helpers/spawn-memcached.js';
 import { startProxy, type RunningProxy } from '../helpers/proxy.js';
+import { TextClient } from '../helpers/text-client.js';
 
 let mc: MemcachedProcess;
 let gate: RunningProxy;
+/** a TLS listener with a short auth (and handshake) deadline */
+let quick: RunningProxy;
 let dir: string;
 
 function openssl(...args: string[]): string {
@@ -82,6 +85,7 @@ beforeAll(async () => {
   issue('shop', 'shop-client');
   issue('blog', 'blog-client');
   issue('stranger', 'stranger');
+  issue('netcert', 'netcert-client');
   mc = await spawnMemcached();
   const hash = await hashPassword('cart-secret');
   const f = (n: string): string => path.join(dir, n);
@@ -97,6 +101,20 @@ tenants:
   shop: { prefix: "shop:", certificates: { fingerprints: [ "${fingerprint('shop')}" ] } }
   blog: { prefix: "blog:", certificates: { subjects: [ "blog-client" ] } }
   cart: { prefix: "cart:", password: "${hash}" }
+  netcert: { prefix: "netcert:", networks: [ "10.0.0.0/8" ], certificates: { subjects: [ "netcert-client" ] } }
+`,
+    mc.address,
+  );
+  quick = await startProxy(
+    `
+listen:
+  - { host: 127.0.0.1, port: 0, tls: { cert: "${f('server.pem')}", key: "${f('server.key')}", ca: "${f('ca.pem')}" } }
+upstream:
+  servers: [ "\${UPSTREAM}" ]
+state: { url: "\${STATE}" }
+limits: { authTimeoutMs: 300 }
+tenants:
+  shop: { prefix: "shop:", certificates: { fingerprints: [ "${fingerprint('shop')}" ] } }
 `,
     mc.address,
   );
@@ -104,6 +122,7 @@ tenants:
 
 afterAll(async () => {
   await gate?.stop();
+  await quick?.stop();
   await mc?.stop();
   if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -185,5 +204,110 @@ describe('TLS without client certificates', () => {
       true,
     );
     expect(out).toBe('STORED\r\nSTORED\r\nVALUE h 0 1\r\n2\r\nEND\r\n');
+  });
+});
+
+interface Talked {
+  out: string;
+  /** TLS sessions the server offered for resumption (1.2: the session; 1.3: each ticket) */
+  sessions: Buffer[];
+  reused: boolean;
+}
+
+/** Like talk(), with any client options, and what could resume the session afterwards. */
+function talkWith(opts: tls.ConnectionOptions, data: string, until: RegExp): Promise<Talked> {
+  return new Promise((resolve) => {
+    const result: Talked = { out: '', sessions: [], reused: false };
+    const s = tls.connect({ host: '127.0.0.1', ca: fs.readFileSync(path.join(dir, 'ca.pem')), ...opts }, () => {
+      result.reused = s.isSessionReused();
+      s.write(data);
+    });
+    s.on('session', (session: Buffer) => result.sessions.push(session));
+    const timer = setTimeout(() => s.destroy(), 5000);
+    let finished = false;
+    const done = (): void => {
+      if (finished) return; // NOTE: getSession() on a destroyed TLS socket crashes node
+      finished = true;
+      clearTimeout(timer);
+      const legacy = s.getSession();
+      if (legacy !== undefined && result.sessions.length === 0) result.sessions.push(legacy);
+      s.destroy();
+      resolve(result);
+    };
+    s.on('data', (d: Buffer) => {
+      result.out += d.toString('latin1');
+      if (until.test(result.out)) done();
+    });
+    s.on('error', (err) => {
+      result.out += `error: ${err.message}`;
+      done();
+    });
+    s.on('close', done);
+  });
+}
+
+function clientCert(name: string): tls.ConnectionOptions {
+  return { cert: fs.readFileSync(path.join(dir, `${name}.pem`)), key: fs.readFileSync(path.join(dir, `${name}.key`)) };
+}
+
+describe('TLS sessions and certificates', () => {
+  for (const version of ['TLSv1.2', 'TLSv1.3'] as const) {
+    it(`does not serve a client without a certificate as the tenant whose ${version} session it resumes`, async () => {
+      const first = await talkWith(
+        { port: gate.port(0), maxVersion: version, minVersion: version, ...clientCert('shop') },
+        'stats\r\n',
+        /END\r\n$/,
+      );
+      expect(first.out).toContain('STAT memgate_tenant shop\r\n');
+      // a resumption attempt with every session the server handed out
+      const sessions = first.sessions.length > 0 ? first.sessions : [Buffer.alloc(0)];
+      for (const session of sessions) {
+        const again = await talkWith(
+          { port: gate.port(0), maxVersion: version, minVersion: version, session },
+          'stats\r\n',
+          /END\r\n$|\r\n$/,
+        );
+        expect(again.out).not.toContain('memgate_tenant shop');
+        expect(again.reused).toBe(false);
+      }
+    });
+  }
+
+  it('refuses client-initiated renegotiation', async () => {
+    const result = await new Promise<string>((resolve) => {
+      const s = tls.connect(
+        {
+          host: '127.0.0.1',
+          port: gate.port(0),
+          maxVersion: 'TLSv1.2',
+          ca: fs.readFileSync(path.join(dir, 'ca.pem')),
+          ...clientCert('shop'),
+        },
+        () => {
+          const asked = s.renegotiate({ rejectUnauthorized: true }, (err) => {
+            s.destroy();
+            resolve(err === null ? 'renegotiated' : `refused: ${err.message}`);
+          });
+          if (!asked) {
+            s.destroy();
+            resolve('refused: not sent');
+          }
+        },
+      );
+      s.on('error', () => resolve('refused: connection error'));
+      s.on('close', () => resolve('refused: closed'));
+    });
+    expect(result).toMatch(/^refused/);
+  });
+
+  it('closes a TCP connection that never starts its TLS handshake, after the auth timeout', async () => {
+    const c = await TextClient.connect(quick.port(0));
+    await c.waitClosed(5000);
+    expect(c.closed).toBe(true);
+  });
+
+  it("does not identify a tenant by certificate from outside the tenant's networks", async () => {
+    const out = await talkWith({ port: gate.port(0), ...clientCert('netcert') }, 'get t\r\n', /\r\n$/);
+    expect(out.out).toBe('CLIENT_ERROR unauthenticated\r\n');
   });
 });

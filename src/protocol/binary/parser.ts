@@ -212,6 +212,8 @@ export class BinaryRequestParser {
   private readonly maxValueBytes: number;
   private readonly maxKeyBytes: number;
   private readonly maxBodyBytes: number;
+  /** 0, or a body size past which a packet ends the stream (E2BIG) at once */
+  private fatalBodyBytes: number;
   private state: State;
   /** bumped by reset(), so a reset from inside the sink stops the current feed() */
   private generation: number;
@@ -242,6 +244,7 @@ export class BinaryRequestParser {
     // NOTE: a meta key (plain or decoded base64) is at most MAX_KEY_BYTES, whatever the config says.
     this.maxKeyBytes = Math.min(limits?.maxKeyBytes ?? DEFAULT_BINARY_PARSER_LIMITS.maxKeyBytes, MAX_KEY_BYTES);
     this.maxBodyBytes = limits?.maxBodyBytes ?? DEFAULT_BINARY_PARSER_LIMITS.maxBodyBytes;
+    this.fatalBodyBytes = 0;
     this.state = State.HEADER;
     this.generation = 0;
     this.head = Buffer.alloc(HEADER_BYTES);
@@ -263,6 +266,15 @@ export class BinaryRequestParser {
   /** True after onFatal: further feed() calls are ignored (until reset()). */
   get isClosed(): boolean {
     return this.state === State.CLOSED;
+  }
+
+  /**
+   * A packet whose body is over `n` bytes ends the stream (E2BIG) as soon as
+   * its header is read; 0 lifts it. Used before authentication, when nothing
+   * larger than a SASL exchange is expected.
+   */
+  setFatalBodyBytes(n: number): void {
+    this.fatalBodyBytes = n;
   }
 
   /**
@@ -379,7 +391,8 @@ export class BinaryRequestParser {
     const extrasLength = buf[at + Offset.EXTRAS_LENGTH] ?? 0;
     const bodyLength = buf.readUInt32BE(at + Offset.BODY_LENGTH);
     const opaque = buf.readUInt32BE(at + Offset.OPAQUE);
-    if (bodyLength > MAX_SKIPPABLE_BODY_BYTES && bodyLength > this.maxBodyBytes) {
+    const fatalBody = this.fatalBodyBytes > 0 && bodyLength > this.fatalBodyBytes;
+    if (fatalBody || (bodyLength > MAX_SKIPPABLE_BODY_BYTES && bodyLength > this.maxBodyBytes)) {
       this.fatal(binaryErrorPacket(opcode, opaque, Status.E2BIG));
       return;
     }

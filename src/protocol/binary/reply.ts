@@ -118,6 +118,7 @@ const SERVER_RULES: readonly ReasonRule[] = Object.freeze([
   rule('Out of memory', Status.ENOMEM, true),
   rule('rate limited', Status.ETMPFAIL, false),
   rule('backend failure', Status.ETMPFAIL, false),
+  rule('too many authentications in progress', Status.ETMPFAIL, false),
 ]);
 
 function matches(line: Buffer, s: number, e: number, r: ReasonRule): boolean {

@@ -27,6 +27,14 @@ export const SASL_PLAIN_MAX_BYTES = 3 * SASL_PLAIN_FIELD_MAX_BYTES + 2;
  * memgate buffer more than this.
  */
 export const SASL_MAX_DATA_BYTES = 1024;
+/** Longest mechanism name SASL allows (RFC 4422: 1..20 characters). */
+export const SASL_MAX_MECHANISM_BYTES = 20;
+/**
+ * Largest packet body an unauthenticated binary connection may send: a
+ * SASL_AUTH / SASL_STEP (mechanism as key, data as value). Larger ones end the
+ * connection before their body is read.
+ */
+export const SASL_MAX_BODY_BYTES = SASL_MAX_MECHANISM_BYTES + SASL_MAX_DATA_BYTES;
 
 const NUL = 0x00;
 

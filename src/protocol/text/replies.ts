@@ -26,6 +26,7 @@ export const Replies = {
   UNAUTHENTICATED: r('CLIENT_ERROR unauthenticated'),
   AUTH_FAILURE: r('CLIENT_ERROR authentication failure'),
   AUTH_TOKEN_TOO_LONG: r('CLIENT_ERROR auth token too long'),
+  AUTH_BUSY: r('SERVER_ERROR too many authentications in progress'),
   ACCESS_DENIED: r('CLIENT_ERROR access denied'),
   TOO_LARGE: r('SERVER_ERROR object too large for cache'),
   RATE_LIMITED: r('SERVER_ERROR rate limited'),

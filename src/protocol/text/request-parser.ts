@@ -165,8 +165,10 @@ const SMALL_COPY_BYTES = 32;
 
 export class RequestParser {
   private readonly sink: RequestSink;
-  private readonly maxLineBytes: number;
+  private maxLineBytes: number;
   private maxValueBytes: number;
+  /** with a value over maxValueBytes: null swallows it (TOO_LARGE), a reply ends the stream with it */
+  private oversizeFatal: Buffer | null;
   private state: State;
   /** bumped by reset(), so a reset from inside the sink stops the current feed() */
   private generation: number;
@@ -188,6 +190,7 @@ export class RequestParser {
     this.sink = sink;
     this.maxLineBytes = limits?.maxLineBytes ?? DEFAULT_PARSER_LIMITS.maxLineBytes;
     this.maxValueBytes = limits?.maxValueBytes ?? DEFAULT_PARSER_LIMITS.maxValueBytes;
+    this.oversizeFatal = null;
     this.state = State.LINE;
     this.generation = 0;
     this.partial = EMPTY;
@@ -216,6 +219,19 @@ export class RequestParser {
    */
   setMaxValueBytes(n: number): void {
     this.maxValueBytes = n;
+    this.oversizeFatal = null;
+  }
+
+  /**
+   * A tight bound on input, or (null) back to `maxLineBytes` / `maxValueBytes`:
+   * lines over `lineBytes` end the stream (line too long), and so does a value
+   * over `valueBytes`, with `reply`, as soon as its header is read. Used before
+   * authentication, when nothing longer than an auth request is expected.
+   */
+  setInputBound(bound: { lineBytes: number; valueBytes: number; reply: Buffer } | null, limits: ParserLimits): void {
+    this.maxLineBytes = bound === null ? limits.maxLineBytes : Math.min(bound.lineBytes, limits.maxLineBytes);
+    this.maxValueBytes = bound === null ? limits.maxValueBytes : Math.min(bound.valueBytes, limits.maxValueBytes);
+    this.oversizeFatal = bound === null ? null : bound.reply;
   }
 
   get isClosed(): boolean {
@@ -352,6 +368,10 @@ export class RequestParser {
 
   /** Reads `req`'s data block next: kept as slices unless `req` already has an error. */
   private expectValue(req: Request): void {
+    if (this.oversizeFatal !== null && req.bytes > this.maxValueBytes) {
+      this.fatal(this.oversizeFatal);
+      return;
+    }
     this.pending = req;
     this.keepValue = req.error === null;
     if (this.keepValue) req.value = [];

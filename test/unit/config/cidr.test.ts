@@ -127,6 +127,17 @@ describe('createNetworkMatcher', () => {
     expect(matches('garbage')).toBe(false);
   });
 
+  it('never lets an IPv6 network match an IPv4 peer: ::/0 in a networks list is every IPv6 peer only', () => {
+    const v6 = createNetworkMatcher([parseCidr('::/0')]);
+    expect(v6('2001:db8::1')).toBe(true);
+    expect(v6('127.0.0.1')).toBe(false);
+    expect(v6('::ffff:127.0.0.1')).toBe(false);
+    expect(createNetworkMatcher([parseCidr('::/64')])('0.0.0.1')).toBe(false);
+    const both = createNetworkMatcher([parseCidr('::/0'), parseCidr('10.0.0.0/8')]);
+    expect(both('10.1.1.1')).toBe(true);
+    expect(both('11.1.1.1')).toBe(false);
+  });
+
   it('matches nothing when given no networks', () => {
     expect(createNetworkMatcher([])('10.0.0.1')).toBe(false);
   });

@@ -1,5 +1,22 @@
 import { describe, expect, it } from 'vitest';
-import { hashPassword, parsePasswordHash, verifyDummy, verifyPassword } from '../../../src/policy/password.js';
+import {
+  DummyHashes,
+  hashPassword,
+  parsePasswordHash,
+  verifyDummy,
+  verifyPassword,
+  type ParsedHash,
+} from '../../../src/policy/password.js';
+
+function parsed(text: string): ParsedHash {
+  const h = parsePasswordHash(text);
+  if (typeof h === 'string') throw new Error(h);
+  return h;
+}
+
+function costOf(h: ParsedHash): [number, number, number, number] {
+  return [h.logN, h.r, h.p, h.key.length];
+}
 
 describe('password hashes', () => {
   it('verifies the password it hashed and refuses any other', async () => {
@@ -23,6 +40,24 @@ describe('password hashes', () => {
   });
 
   it('fails a dummy verification', async () => {
-    expect(await verifyDummy(Buffer.from('anything'))).toBe(false);
+    const dummy = new DummyHashes([]).for(Buffer.from('nobody'));
+    expect(dummy.logN).toBe(15);
+    expect(await verifyDummy(dummy, Buffer.from('anything'))).toBe(false);
+  });
+
+  it('gives an unknown user the cost of a configured credential, the same one every time', async () => {
+    const cheap = parsed(await hashPassword('a', { logN: 10, r: 8, p: 1 }));
+    const other = parsed(await hashPassword('b', { logN: 11, r: 4, p: 1 }));
+    const only = new DummyHashes([cheap]);
+    expect(costOf(only.for(Buffer.from('nobody')))).toEqual(costOf(cheap));
+    const two = new DummyHashes([cheap, other, cheap]);
+    const seen = new Set<string>();
+    for (let i = 0; i < 64; i++) {
+      const name = Buffer.from(`user${i}`);
+      const d = two.for(name);
+      expect(two.for(name)).toBe(d);
+      seen.add(JSON.stringify(costOf(d)));
+    }
+    expect(seen).toEqual(new Set([JSON.stringify(costOf(cheap)), JSON.stringify(costOf(other))]));
   });
 });

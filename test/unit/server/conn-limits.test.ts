@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { AuthFailureTracker, ConnReject, ConnectionLimiter } from '../../../src/server/conn-limits.js';
+import { HashGate } from '../../../src/server/auth.js';
+import { AttemptStart, AuthFailureTracker, ConnReject, ConnectionLimiter } from '../../../src/server/conn-limits.js';
 
 const caps = (maxConnections: number, maxConnectionsPerAddress: number, tenants: Record<string, number> = {}) => ({
   maxConnections,
@@ -170,5 +171,75 @@ describe('AuthFailureTracker.reconfigure', () => {
     expect(t.trackedAddresses).toBe(1);
     expect(t.failuresOf('a')).toBe(0);
     expect(t.recordFailure('b', 1)).toBe(true);
+  });
+});
+
+describe('AuthFailureTracker attempts counted at their start', () => {
+  const opts = { maxFailures: 3, windowMs: 1000, lockoutMs: 5000, forgetOnSuccess: false };
+
+  it('counts running attempts against the limit, so parallel ones cannot all be checked', () => {
+    const t = new AuthFailureTracker(opts);
+    expect([t.tryBegin('a', 0), t.tryBegin('a', 0), t.tryBegin('a', 0)]).toEqual([
+      AttemptStart.BEGUN,
+      AttemptStart.BEGUN,
+      AttemptStart.BEGUN,
+    ]);
+    expect(t.tryBegin('a', 0)).toBe(AttemptStart.FULL);
+    expect(t.tryBegin('b', 0)).toBe(AttemptStart.BEGUN);
+    expect(t.end('a', 10, true)).toBe(false);
+    expect(t.end('a', 10, true)).toBe(false);
+    expect(t.end('a', 10, true)).toBe(true);
+    expect(t.tryBegin('a', 20)).toBe(AttemptStart.LOCKED);
+  });
+
+  it('gives back the place of a success or a cancelled attempt, forgetting no failure', () => {
+    const t = new AuthFailureTracker(opts);
+    expect(t.tryBegin('a', 0)).toBe(AttemptStart.BEGUN);
+    expect(t.end('a', 1, true)).toBe(false);
+    expect(t.tryBegin('a', 2)).toBe(AttemptStart.BEGUN);
+    expect(t.tryBegin('a', 2)).toBe(AttemptStart.BEGUN);
+    expect(t.tryBegin('a', 2)).toBe(AttemptStart.FULL);
+    t.cancel('a');
+    expect(t.end('a', 3, false)).toBe(false);
+    expect(t.failuresOf('a')).toBe(1);
+    expect(t.tryBegin('a', 4)).toBe(AttemptStart.BEGUN);
+    expect(t.tryBegin('a', 4)).toBe(AttemptStart.BEGUN);
+    expect(t.tryBegin('a', 4)).toBe(AttemptStart.FULL);
+  });
+
+  it('starts a new window for running attempts once the old one has passed', () => {
+    const t = new AuthFailureTracker(opts);
+    t.recordFailure('a', 0);
+    t.recordFailure('a', 0);
+    expect(t.tryBegin('a', 1)).toBe(AttemptStart.BEGUN);
+    expect(t.tryBegin('a', 1)).toBe(AttemptStart.FULL);
+    expect(t.tryBegin('a', 1500)).toBe(AttemptStart.BEGUN);
+  });
+});
+
+describe('HashGate', () => {
+  it('runs at most maxActive at once, queues up to maxQueued in order, and refuses past that', async () => {
+    const g = new HashGate(2, 2);
+    const order: number[] = [];
+    const a = g.enter();
+    const b = g.enter();
+    const c = g.enter();
+    const d = g.enter();
+    expect(g.enter()).toBeNull();
+    expect([g.running, g.waiting]).toEqual([2, 2]);
+    void c?.then(() => order.push(3));
+    void d?.then(() => order.push(4));
+    await a;
+    await b;
+    g.leave();
+    await c;
+    expect(order).toEqual([3]);
+    g.leave();
+    await d;
+    expect(order).toEqual([3, 4]);
+    expect(g.peakActive).toBe(2);
+    g.leave();
+    g.leave();
+    expect([g.running, g.waiting]).toEqual([0, 0]);
   });
 });
