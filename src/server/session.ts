@@ -330,7 +330,9 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     const bytes = spec.hasValue ? req.bytes : 0;
     const verdict = t.budgets.admit(this.nowMs, spec.klass, ops, bytes);
     if (verdict === Admit.OK) return false;
-    if (t.policy.limits.delayOverLimit) {
+    // never admissible: refused at once, with its own words, in either mode
+    const overBurst = verdict === Admit.RATE_OPS && t.budgets.exceedsOpsBurst(ops);
+    if (t.policy.limits.delayOverLimit && !overBurst) {
       const wait = t.budgets.delayMsFor(this.nowMs, spec.klass, ops, bytes);
       if (wait <= t.policy.limits.maxDelayMs) {
         this.held = [];
@@ -350,7 +352,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
       { peer: this.peer, budget: ADMIT_NAMES[verdict] },
       'request over the rate limit',
     );
-    this.complete(req, Replies.RATE_LIMITED, ReplyStatus.ERROR);
+    this.complete(req, overBurst ? Replies.OVER_BURST : Replies.RATE_LIMITED, ReplyStatus.ERROR);
     return true;
   }
 
