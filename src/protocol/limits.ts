@@ -14,6 +14,16 @@ export const MAX_KEY_BYTES = 250;
 export const MAX_KEYS_PER_GET = 256;
 export const MAX_LINE_BYTES = 8 + MAX_KEYS_PER_GET * (MAX_KEY_BYTES + 1) + 64;
 
+/**
+ * Longest line memgate writes to memcached, CRLF included, for anything but
+ * `get`/`gets`. memcached 1.6 (proto_text.c, try_read_command_ascii) closes a
+ * connection when it holds more than 2048 bytes without a line end, unless
+ * they start with "get " or "gets " (after at most 100 spaces): a longer gat,
+ * stats or admin line would reset the shared socket whenever it arrives in
+ * pieces. Meta lines stay far below it (one key, each flag at most once).
+ */
+export const MAX_UPSTREAM_LINE_BYTES = 2048;
+
 /** memcached's default item size limit (-I 1m). */
 export const MAX_VALUE_BYTES = 1024 * 1024;
 

@@ -217,6 +217,29 @@ describe('encodeRequest', () => {
   });
 });
 
+describe("memcached's 2048-byte line limit on the shared socket", () => {
+  const keys = (n: number, len: number): string =>
+    Array.from({ length: n }, (_, i) => `${i}`.padStart(len, 'k')).join(' ');
+
+  it('refuses a gat or stats line over 2048 bytes once encoded (the namespace makes it longer than the client sent)', () => {
+    // 9 keys of 220 bytes: 2,000 bytes as sent, over 2048 with an 8-byte namespace on each
+    const line = `gat 10 ${keys(9, 220)}`;
+    expect(line.length + 2).toBeLessThan(2048);
+    expect(encode(line).refused).toBeNull();
+    const { refused, out } = encode(line, { ns: 'NSNSNSNS' });
+    expect(refused).toBe(Replies.LINE_TOO_LONG);
+    expect(out).toHaveLength(0);
+    expect(encode(`stats ${'x'.repeat(2048 - 7)}`).refused).toBe(Replies.LINE_TOO_LONG);
+    expect(encode(`stats ${'x'.repeat(2048 - 8)}`).text).toHaveLength(2048);
+  });
+
+  it('sends a get or gets line of any length (memcached reads those whole)', () => {
+    const { refused, text } = encode(`get ${keys(40, 200)}`, { ns: 'NSNSNSNS' });
+    expect(refused).toBeNull();
+    expect(text.length).toBeGreaterThan(8000);
+  });
+});
+
 describe('encodeRequest with metaGets (memcached 1.6+ upstream)', () => {
   const meta = (line: string, opts: BuildOptions = {}) => {
     const req = buildRequest(line, opts);
