@@ -151,6 +151,150 @@ describe('large multi-gets', () => {
   });
 });
 
+describe('multi-get order and semantics', () => {
+  it('keeps pipelined requests in order around multi-gets (a set after a get is not seen by it)', async () => {
+    const c = await TextClient.connect(gate.port(MG));
+    const out = await c.request(
+      'set oa 0 0 1\r\n1\r\nget oa ob oa\r\nset oa 0 0 1\r\n2\r\nset ob 0 0 1\r\n3\r\nget ob oa\r\ndelete oa\r\nget oa ob\r\n',
+    );
+    expect(out).toBe(
+      'STORED\r\n' +
+        `${valueBlock('oa', '1')}${valueBlock('oa', '1')}END\r\n` +
+        'STORED\r\nSTORED\r\n' +
+        `${valueBlock('ob', '3')}${valueBlock('oa', '2')}END\r\n` +
+        'DELETED\r\n' +
+        `${valueBlock('ob', '3')}END\r\n`,
+    );
+    c.close();
+  });
+
+  it('answers gat/gats with repeated keys in client order, touching each key', async () => {
+    await setAll(gate.port(MG), [
+      ['ta', 'A'],
+      ['tb', 'B'],
+    ]);
+    const c = await TextClient.connect(gate.port(MG));
+    expect(await c.request('gat 0 tb tx ta tb\r\n')).toBe(
+      `${valueBlock('tb', 'B')}${valueBlock('ta', 'A')}${valueBlock('tb', 'B')}END\r\n`,
+    );
+    const gats = await c.request('gats 0 ta ta\r\n');
+    const cas = /^VALUE ta 0 1 (\d+)\r\nA\r\nVALUE ta 0 1 (\d+)\r\nA\r\nEND\r\n$/.exec(gats);
+    expect(cas?.[1]).toBeDefined();
+    expect(cas?.[1]).toBe(cas?.[2]);
+    c.close();
+  });
+
+  it('answers multi-gets of an admin tenant (keys unchanged) the same way', async () => {
+    const c = await TextClient.connect(gate.port(OPS));
+    expect(await c.request('set adm1 0 0 1\r\nx\r\nget adm2 adm1 adm1\r\n')).toBe(
+      `STORED\r\n${valueBlock('adm1', 'x')}${valueBlock('adm1', 'x')}END\r\n`,
+    );
+    c.close();
+  });
+
+  it('answers a binary GETKQ run of 1,000 keys and its NOOP, hits in order', async () => {
+    await setAll(
+      gate.port(MG),
+      Array.from({ length: 10 }, (_, i) => [`bin${i * 100}`, `v${i}`] as const),
+    );
+    const packet = (opcode: number, key: string, opaque: number): Buffer => {
+      const k = Buffer.from(key, 'latin1');
+      const h = Buffer.alloc(24);
+      h[0] = 0x80;
+      h[1] = opcode;
+      h.writeUInt16BE(k.length, 2);
+      h.writeUInt32BE(k.length, 8);
+      h.writeUInt32BE(opaque, 12);
+      return Buffer.concat([h, k]);
+    };
+    const run = Array.from({ length: 1000 }, (_, i) => packet(0x0d, `bin${i}`, i));
+    const c = await TextClient.connect(gate.port(MG));
+    c.send(Buffer.concat([...run, packet(0x0a, '', 99_999)]));
+    const got: { opcode: number; opaque: number; key: string; value: string }[] = [];
+    let buf = Buffer.alloc(0);
+    while (got.length === 0 || got[got.length - 1]?.opcode !== 0x0a) {
+      buf = Buffer.concat([buf, await c.readBytes(1, 10_000)]);
+      while (buf.length >= 24 && buf.length >= 24 + buf.readUInt32BE(8)) {
+        const body = buf.readUInt32BE(8);
+        const keyLen = buf.readUInt16BE(2);
+        const extLen = buf[4] ?? 0;
+        got.push({
+          opcode: buf[1] ?? 0,
+          opaque: buf.readUInt32BE(12),
+          key: buf.toString('latin1', 24 + extLen, 24 + extLen + keyLen),
+          value: buf.toString('latin1', 24 + extLen + keyLen, 24 + body),
+        });
+        buf = buf.subarray(24 + body);
+      }
+    }
+    expect(got.map((g) => [g.opcode, g.opaque, g.key, g.value])).toEqual([
+      ...Array.from({ length: 10 }, (_, i) => [0x0d, i * 100, `bin${i * 100}`, `v${i}`]),
+      [0x0a, 99_999, '', ''],
+    ]);
+    c.close();
+  });
+});
+
+describe('a multi-get whose upstream fails part way', () => {
+  it('ends the reply with the error line in place of END, in sync', async () => {
+    const own = await spawnMemcached();
+    const g = await startProxy(
+      `
+listen:
+  - { host: 127.0.0.1, port: 0, tenant: t }
+upstream:
+  servers: [ "\${UPSTREAM}" ]
+  connectionsPerServer: 1
+  requestTimeoutMs: 2000
+  backoffMinMs: 20
+  backoffMaxMs: 100
+state: { url: "\${STATE}" }
+tenants:
+  t: { prefix: "f:" }
+`,
+      own.address,
+    );
+    try {
+      const big = 'f'.repeat(900_000);
+      const keys = Array.from({ length: 30 }, (_, i) => `f${i}`);
+      await setAll(
+        g.port(0),
+        keys.map((k) => [k, big]),
+      );
+      // a client that does not read: the get stops after the first few keys, waiting for it to drain
+      const slow = net.connect({ host: '127.0.0.1', port: g.port(0) });
+      await new Promise<void>((r) => slow.once('connect', () => r()));
+      slow.pause();
+      slow.write(`get ${keys.join(' ')}\r\nget f1\r\n`);
+      await new Promise((r) => setTimeout(r, 300));
+      await own.kill();
+      const chunks: Buffer[] = [];
+      slow.on('data', (d: Buffer) => chunks.push(d));
+      slow.resume();
+      for (let i = 0; i < 500 && !Buffer.concat(chunks).toString('latin1').endsWith('backend failure\r\n'); i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const text = Buffer.concat(chunks).toString('latin1');
+      // whole VALUE blocks, then the error where END would be, then the next get's own answer
+      let rest = text;
+      let blocks = 0;
+      while (rest.startsWith('VALUE f')) {
+        const block = `VALUE ${keys[blocks]} 0 900000\r\n${big}\r\n`;
+        expect(rest.slice(0, block.length)).toBe(block);
+        rest = rest.slice(block.length);
+        blocks++;
+      }
+      expect(blocks).toBeGreaterThan(0);
+      expect(blocks).toBeLessThan(30);
+      expect(rest).toBe('SERVER_ERROR backend failure\r\nSERVER_ERROR backend failure\r\n');
+      slow.destroy();
+    } finally {
+      await g.stop();
+      await own.stop();
+    }
+  }, 30_000);
+});
+
 /** A client that reads and counts reply bytes without keeping them. */
 function countingClient(port: number): Promise<{ socket: net.Socket; received: () => number }> {
   return new Promise((resolve, reject) => {
