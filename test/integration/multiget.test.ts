@@ -3,6 +3,7 @@
  * shared socket, read amplification against the per-session reply bound,
  * large multi-gets answered in order, and the burst / maxKeysPerGet rules.
  */
+import fc from 'fast-check';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnMemcached, type MemcachedProcess } from '../helpers/spawn-memcached.js';
@@ -233,6 +234,35 @@ describe('multi-get order and semantics', () => {
     ]);
     c.close();
   });
+});
+
+describe('multi-gets against memcached itself (property)', () => {
+  it('answers any get/gets/gat/gats of repeated and missing keys byte for byte as memcached does', async () => {
+    // the admin tenant's keys pass unchanged, so memcached's own reply to the same line is the oracle
+    const names = Array.from({ length: 24 }, (_, i) => `pk${i}`);
+    const items = names.filter((_, i) => i % 3 !== 0).map((k, i) => [k, 'v'.repeat((i * 7919) % 70_000)] as const);
+    const a = await TextClient.connect(gate.port(OPS));
+    expect(await a.request(items.map(([k, v]) => `set ${k} ${k.length} 0 ${v.length}\r\n${v}\r\n`).join(''))).toBe(
+      'STORED\r\n'.repeat(items.length),
+    );
+    const d = await TextClient.connect(mc.port);
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.constantFrom('get', 'gets', 'gat 0', 'gats 0'),
+          fc.array(fc.constantFrom(...names), { minLength: 1, maxLength: 300 }),
+          async (cmd, keys) => {
+            const line = `${cmd} ${keys.join(' ')}\r\n`;
+            expect(await a.request(line, 20_000)).toBe(await d.request(line, 20_000));
+          },
+        ),
+        { numRuns: 40 },
+      );
+    } finally {
+      a.close();
+      d.close();
+    }
+  }, 120_000);
 });
 
 describe('a multi-get whose upstream fails part way', () => {
