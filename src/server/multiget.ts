@@ -168,8 +168,9 @@ export class MultiGet implements ReplyOwner {
   private hits: number;
   /**
    * The client socket's queue is filled with answers up to the session's bound
-   * and no further; at least one key's worst case past a socket's high-water
-   * mark, so that stopping short always means a 'drain' will come.
+   * and no further (at least one key's worst case more than WRITE_SLACK_BYTES).
+   * Writing stops only with WRITE_SLACK_BYTES or more queued, past a socket's
+   * high-water mark, so a 'drain' always comes to resume it.
    */
   private readonly writeBoundBytes: number;
 
@@ -255,9 +256,9 @@ export class MultiGet implements ReplyOwner {
 
   /**
    * Writes the answers that are ready, in client key order, into `out` while
-   * the client socket's queue (`queued` bytes) stays under the bound; at least
-   * one when the queue is empty. Completes the parent (END, or the failure)
-   * after the last key. Returns true when the parent is done.
+   * the client socket's queue (`queued` bytes, plus what this call wrote)
+   * stays under the bound. Completes the parent (END, or the failure) after
+   * the last key. Returns true when the parent is done.
    */
   writeReady(out: PartSink, queued: number): boolean {
     const parent = this.parent;
@@ -271,7 +272,7 @@ export class MultiGet implements ReplyOwner {
       if (answer === null) break;
       const size = partsBytes(answer);
       const pending = queued + out.bytes - start;
-      if (size > 0 && pending > 0 && pending + size > this.writeBoundBytes) break;
+      if (size > 0 && pending >= WRITE_SLACK_BYTES && pending + size > this.writeBoundBytes) break;
       for (let p = 0; p < answer.length; p++) {
         const b = answer[p];
         if (b !== undefined) out.push(b);
