@@ -72,7 +72,7 @@ export interface PartSink {
  * with a small open-addressing table of FNV-1a hashes over the key bytes: no
  * strings are made of keys.
  */
-function firstOccurrences(line: Buffer, keys: readonly number[]): Int32Array {
+export function firstOccurrences(line: Buffer, keys: readonly number[]): Int32Array {
   const n = keys.length >> 1;
   const first = new Int32Array(n);
   let size = 16;
