@@ -227,7 +227,10 @@ export class MultiGet implements ReplyOwner {
       this.sendPos++;
       this.inFlight++;
       this.sentOrder[this.sentCount++] = i;
-      this.host.sendUpstream(keyRequest(this.parent, i, this));
+      const r = keyRequest(this.parent, i, this);
+      this.host.sendUpstream(r);
+      // the get's latency counts from its first key's write
+      if (this.parent.sentAtMs === 0) this.parent.sentAtMs = r.sentAtMs;
     }
   }
 

@@ -138,6 +138,18 @@ describe('large multi-gets', () => {
     c.close();
   }, 60_000);
 
+  it('counts a multi-get once in the request latency histogram', async () => {
+    const counters = gate.proxy.tenants.get('other')?.counters;
+    const observed = (): number => [...(counters?.latencyBuckets ?? [])].reduce((a, b) => a + b, 0);
+    const c = await TextClient.connect(gate.port(OTHER));
+    expect(await c.request('mn\r\n')).toBe('MN\r\n');
+    const before = observed();
+    c.send('get la lb lc\r\n');
+    expect(await c.readUntil('END\r\n')).toBe('END\r\n');
+    expect(observed() - before).toBe(1);
+    c.close();
+  });
+
   it('counts every key of a multi-get in the tenant stats, repeats included', async () => {
     await setAll(gate.port(OTHER), [['h', '1']]);
     const c = await TextClient.connect(gate.port(OTHER));
