@@ -256,7 +256,8 @@ export function burstNotes(
       notes.push(
         `tenant ${tenant}: maxKeysPerGet (${maxKeys}) exceeds its burst (${burst}): a multi-get costs one token per key, ` +
           `so one of more than ${burst} keys is always refused (SERVER_ERROR rate limited (more keys than the burst)); ` +
-          `raise limits.burst or lower limits.maxKeysPerGet to ${burst} to make that explicit`,
+          `raise limits.burst or lower limits.maxKeysPerGet to ${burst} to make that explicit ` +
+          `(with serve --workers N, each worker holds a burst of ⌈burst / N⌉)`,
       );
     }
   }
