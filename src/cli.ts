@@ -17,6 +17,7 @@ import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { CliError, rotateCommand, stateShowCommand } from './admin/cli-actions.js';
 import { ConfigError } from './config/errors.js';
+import { configBurstNotes } from './policy/compile.js';
 import { hashPassword } from './policy/password.js';
 import { loadConfig } from './config/load.js';
 import { cliOptions, type Config } from './config/schema.js';
@@ -57,6 +58,7 @@ function checkConfig(opts: ConfigFlag): void {
   process.stdout.write(
     `config OK: ${tenants} tenant${tenants === 1 ? '' : 's'}, ${config.listen.length} listener${config.listen.length === 1 ? '' : 's'}\n`,
   );
+  for (const note of configBurstNotes(config)) process.stdout.write(`note: ${note}\n`);
 }
 
 /** `--workers <n>`: a whole number, 0 or more. */

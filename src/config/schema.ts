@@ -279,7 +279,9 @@ const limitsSchema = z.strictObject({
     .int('must be an integer')
     .min(1024, 'must be at least 1024')
     .default(MAX_LINE_BYTES)
-    .describe('longest command line read from a client, in bytes; past it: CLIENT_ERROR line too long, then close'),
+    .describe(
+      'longest command line read from a client, in bytes (lines other than get/gets/gat/gats: 2046, as memcached); past it: CLIENT_ERROR line too long, then close',
+    ),
   maxValueBytes: positiveInt(
     'largest value accepted, in bytes (memcached -I); past it: SERVER_ERROR object too large for cache',
   ).default(MAX_VALUE_BYTES),

@@ -8,6 +8,7 @@
 import { createNetworkMatcher, normalizeAddress, parseCidr, type Cidr } from '../config/cidr.js';
 import type { Config, CredentialRights, TenantConfig } from '../config/schema.js';
 import { parsePasswordHash, type ParsedHash } from './password.js';
+import { burstNotes } from './rate-limit.js';
 
 /** Per-tenant limits; 0 = unlimited (the global `limits` still apply). */
 export interface TenantLimits {
@@ -166,6 +167,17 @@ function compileTenant(name: string, config: TenantConfig, cidrs: readonly Cidr[
       maxDelayMs: limits.maxDelayMs,
     }),
   });
+}
+
+/**
+ * Lines `memgate check-config` prints about how each tenant's burst and
+ * maxKeysPerGet (or item size and bytesPerSecond) interact; empty when none.
+ */
+export function configBurstNotes(config: Config): string[] {
+  const global = { maxKeysPerGet: config.limits.maxKeysPerGet, maxValueBytes: config.limits.maxValueBytes };
+  const notes: string[] = [];
+  for (const [name, tenant] of Object.entries(config.tenants)) notes.push(...burstNotes(name, tenant.limits, global));
+  return notes;
 }
 
 /** "AB:CD:…" and "abcd…" name the same fingerprint. */

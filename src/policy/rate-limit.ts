@@ -208,10 +208,16 @@ export interface TenantLimitsLike {
 /**
  * Budget parameters from a tenant's config `limits`.
  *
- * NOTE: a request larger than its bucket could never be admitted (the bucket
- * never holds more than `burst`). So the ops burst is raised to the largest
- * multi-get the tenant may send, and the bytes burst to the largest value it
- * may store; the sustained rates are unchanged.
+ * The ops burst is exactly the configured `burst` (default: opsPerSecond):
+ * it is never raised to fit a multi-get. A multi-get costs one token per key,
+ * so one naming more keys than the burst can never be admitted; the session
+ * refuses it with `SERVER_ERROR rate limited (more keys than the burst)` and
+ * `memgate check-config` names tenants whose maxKeysPerGet exceeds their burst
+ * (`burstNotes`).
+ *
+ * NOTE: the bytes burst has no config key of its own; it is one second's worth
+ * (bytesPerSecond), or the largest value the tenant may store when that is
+ * larger, so that such a value can be stored at all. check-config says so too.
  */
 export function budgetParametersFromLimits(
   limits: TenantLimitsLike,
@@ -220,15 +226,50 @@ export function budgetParametersFromLimits(
 ): BudgetParameters {
   const ops = limits.opsPerSecond ?? 0;
   const bytes = limits.bytesPerSecond ?? 0;
-  const maxKeys = Math.min(limits.maxKeysPerGet ?? global.maxKeysPerGet, global.maxKeysPerGet);
   const maxItem = Math.min(limits.maxItemBytes ?? global.maxValueBytes, global.maxValueBytes);
   return {
     opsPerSecond: ops,
-    opsBurst: ops === 0 ? 0 : Math.max(limits.burst ?? ops, maxKeys),
+    opsBurst: ops === 0 ? 0 : (limits.burst ?? ops),
     bytesPerSecond: bytes,
     bytesBurst: bytes === 0 ? 0 : Math.max(bytes, maxItem),
     ...extra,
   };
+}
+
+/**
+ * What `memgate check-config` says about a tenant's burst: how the ops burst
+ * and maxKeysPerGet interact (a multi-get costs one token per key, so one of
+ * more keys than the burst is always refused), and a bytes burst raised to the
+ * item size. Empty when there is nothing to say.
+ */
+export function burstNotes(
+  tenant: string,
+  limits: TenantLimitsLike,
+  global: { readonly maxKeysPerGet: number; readonly maxValueBytes: number },
+): string[] {
+  const notes: string[] = [];
+  const ops = limits.opsPerSecond ?? 0;
+  if (ops > 0) {
+    const burst = limits.burst ?? ops;
+    const maxKeys = Math.min(limits.maxKeysPerGet ?? global.maxKeysPerGet, global.maxKeysPerGet);
+    if (maxKeys > burst) {
+      notes.push(
+        `tenant ${tenant}: maxKeysPerGet (${maxKeys}) exceeds its burst (${burst}): a multi-get costs one token per key, ` +
+          `so one of more than ${burst} keys is always refused (SERVER_ERROR rate limited (more keys than the burst)); ` +
+          `raise limits.burst or lower limits.maxKeysPerGet to ${burst} to make that explicit ` +
+          `(with serve --workers N, each worker holds a burst of ⌈burst / N⌉)`,
+      );
+    }
+  }
+  const bytes = limits.bytesPerSecond ?? 0;
+  const maxItem = Math.min(limits.maxItemBytes ?? global.maxValueBytes, global.maxValueBytes);
+  if (bytes > 0 && maxItem > bytes) {
+    notes.push(
+      `tenant ${tenant}: bytesPerSecond (${bytes}) is smaller than its largest value (${maxItem} bytes): ` +
+        `its bytes burst is ${maxItem}, so that one value can be stored`,
+    );
+  }
+  return notes;
 }
 
 function bucketFor(
@@ -265,6 +306,15 @@ export class TenantBudgets {
     this.flush = null;
     this.byClass = new Array<TokenBucket | null>(CLASS_SLOTS).fill(null);
     this.reconfigure(params);
+  }
+
+  /**
+   * True when a request of `ops` operations is larger than the ops burst and
+   * can never be admitted (the bucket never holds more than the burst).
+   */
+  exceedsOpsBurst(ops: number): boolean {
+    const b = this.ops;
+    return b !== null && b.ratePerPeriod > 0 && ops > b.capacity;
   }
 
   /** True when no budget is set: the session may skip `admit` altogether. */

@@ -37,6 +37,7 @@ import { checkEnforcedKeys, checkNamespacedKeys } from '../policy/key-prefix.js'
 import type { UpstreamPool } from '../upstream/pool.js';
 import { WriteBatch } from '../upstream/write-batch.js';
 import { endAndRelease } from './close.js';
+import { isMultiGet, MultiGet, type MultiGetHost } from './multiget.js';
 import { ReplyQueue } from './reply-queue.js';
 import { tenantStatsReply } from './tenant-stats.js';
 import type { TenantRegistry, TenantRuntime } from './tenants.js';
@@ -103,7 +104,7 @@ const PRE_AUTH_LINE_BYTES = 1024;
 /** One session's replies of one flush; shared, since a flush fills and writes it synchronously. */
 const replyBatch = new WriteBatch();
 
-export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
+export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, MultiGetHost {
   readonly id: number;
   readonly socket: net.Socket;
   readonly peer: string;
@@ -148,6 +149,8 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
   private pumping: boolean;
   /** bytes of the largest reply this session has had: sizes the forward window */
   private largestReplyBytes: number;
+  /** the multi-key get being answered in pieces (multiget.ts); nothing after it is forwarded until it is finished */
+  private multi: MultiGet | null;
   /** monotonic ms, read once per chunk */
   private nowMs: number;
   /** the tenant this connection was counted against in the connection limiter */
@@ -187,6 +190,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     this.waitingHead = 0;
     this.pumping = false;
     this.largestReplyBytes = 0;
+    this.multi = null;
     this.nowMs = performance.now();
     this.limiterTenant = tenant?.policy.name ?? null;
     this.authTimer = null;
@@ -360,7 +364,9 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     const bytes = spec.hasValue ? req.bytes : 0;
     const verdict = t.budgets.admit(this.nowMs, spec.klass, ops, bytes);
     if (verdict === Admit.OK) return false;
-    if (t.policy.limits.delayOverLimit) {
+    // never admissible: refused at once, with its own words, in either mode
+    const overBurst = verdict === Admit.RATE_OPS && t.budgets.exceedsOpsBurst(ops);
+    if (t.policy.limits.delayOverLimit && !overBurst) {
       const wait = t.budgets.delayMsFor(this.nowMs, spec.klass, ops, bytes);
       if (wait <= t.policy.limits.maxDelayMs) {
         this.held = [];
@@ -380,7 +386,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
       { peer: this.peer, budget: ADMIT_NAMES[verdict] },
       'request over the rate limit',
     );
-    this.complete(req, Replies.RATE_LIMITED, ReplyStatus.ERROR);
+    this.complete(req, overBurst ? Replies.OVER_BURST : Replies.RATE_LIMITED, ReplyStatus.ERROR);
     return true;
   }
 
@@ -409,12 +415,51 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
    * megabytes, not its whole pipeline's worth.
    */
   private forward(req: Request): void {
-    if (this.waitingHead < this.waiting.length || !this.mayForward()) {
+    if (this.waitingHead < this.waiting.length || this.multi !== null || !this.mayForward()) {
       this.waiting.push(req);
+      return;
+    }
+    this.sendNow(req);
+  }
+
+  /** A multi-key get is answered in pieces (multiget.ts); everything else goes upstream as it is. */
+  private sendNow(req: Request): void {
+    if (isMultiGet(req)) {
+      const limits = this.ctx.limits;
+      this.multi = new MultiGet(req, this, limits.maxValueBytes, limits.maxPendingReplyBytesPerSession);
+      this.multi.pump();
       return;
     }
     this.forwarded++;
     this.pool.send(this.slot, req);
+  }
+
+  // ---- MultiGetHost ----
+
+  sendUpstream(req: Request): void {
+    this.pool.send(this.slot, req);
+  }
+
+  onMultiGetProgress(): void {
+    if (this.closed || this.flushScheduled) return;
+    this.flushScheduled = true;
+    process.nextTick(this.flushBound);
+  }
+
+  replyBudgetLeft(): number {
+    const held = this.multi?.heldAndReservedBytes ?? 0;
+    const bound = this.ctx.limits.maxPendingReplyBytesPerSession;
+    return bound - this.socket.writableLength - held - this.forwarded * this.largestReplyBytes;
+  }
+
+  isIdleApartFrom(): boolean {
+    return this.forwarded === 0 && this.socket.writableLength < this.ctx.limits.maxPendingReplyBytesPerSession;
+  }
+
+  /** Writes what the multi-get at the head has ready; true once its reply is complete. */
+  private writeMultiGet(req: Request, batch: WriteBatch): boolean {
+    const m = this.multi;
+    return m !== null && m.parent === req && m.writeReady(batch, this.socket.writableLength);
   }
 
   private mayForward(): boolean {
@@ -430,12 +475,15 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
   private pumpWaiting(): void {
     if (this.pumping || this.closed) return;
     this.pumping = true;
-    while (this.waitingHead < this.waiting.length && this.mayForward()) {
+    const m = this.multi;
+    if (m !== null) {
+      if (m.finished) this.multi = null;
+      else m.pump();
+    }
+    while (this.waitingHead < this.waiting.length && this.multi === null && this.mayForward()) {
       const r = this.waiting[this.waitingHead];
       this.waiting[this.waitingHead++] = undefined;
-      if (r === undefined) continue;
-      this.forwarded++;
-      this.pool.send(this.slot, r);
+      if (r !== undefined) this.sendNow(r);
     }
     if (this.waitingHead === this.waiting.length) {
       this.waiting.length = 0;
@@ -748,7 +796,8 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     if (reply !== null) for (let i = 0; i < reply.length; i++) bytes += reply[i]?.length ?? 0;
     if (bytes > this.largestReplyBytes) this.largestReplyBytes = bytes;
     if (this.closed || this.flushScheduled) return;
-    if (this.queue.peek() !== req) return; // an earlier slot is still empty: nothing to write yet
+    // an earlier slot is still empty: nothing to write yet (unless a multi-get waits for the window)
+    if (this.queue.peek() !== req && this.multi === null) return;
     this.flushScheduled = true;
     process.nextTick(this.flushBound);
   }
@@ -762,7 +811,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     const nowMs = performance.now();
     const batch = replyBatch;
     let req = this.queue.peek();
-    while (req !== undefined && req.done) {
+    while (req !== undefined && (req.done || this.writeMultiGet(req, batch))) {
       if (counters !== undefined) account(counters, req, nowMs);
       const reply = req.binary !== null ? encodeBinaryReply(req) : isHidden(req) ? null : req.reply;
       if (reply !== null) {
@@ -780,7 +829,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
       if (counters !== undefined) counters.bytesWritten += batch.bytes;
       batch.writeTo(socket);
     }
-    if (this.waitingHead < this.waiting.length) this.pumpWaiting();
+    if (this.waitingHead < this.waiting.length || this.multi !== null) this.pumpWaiting();
     if (this.ending && this.queue.length === 0) {
       this.closeGracefully();
       return;
@@ -851,6 +900,8 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     if (this.closed) return;
     this.closed = true;
     this.queue.clear();
+    this.multi?.abandon();
+    this.multi = null;
     if (this.authTimer !== null) clearTimeout(this.authTimer);
     this.ctx.memory.forget(this);
     // the listener releases the connection itself (counted at TCP accept) when the socket closes

@@ -348,8 +348,7 @@ tenants:
     const port = proxy.addresses()[0]?.port ?? 0;
     const a = await connect(port);
     const b = await connect(port);
-    // burst 8 → 4 here (the refill of 1/s → 1 is too slow to matter within this test;
-    // maxKeysPerGet 2 keeps the burst from being raised to the largest multi-get)
+    // burst 8 → 4 here (the refill of 1/s → 1 is too slow to matter within this test)
     // (no trailing `version`: it would be over the limit too)
     a.send('get x\r\n'.repeat(6));
     const want = 'END\r\n'.repeat(4) + 'SERVER_ERROR rate limited\r\n'.repeat(2);

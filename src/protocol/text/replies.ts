@@ -30,6 +30,8 @@ export const Replies = {
   ACCESS_DENIED: r('CLIENT_ERROR access denied'),
   TOO_LARGE: r('SERVER_ERROR object too large for cache'),
   RATE_LIMITED: r('SERVER_ERROR rate limited'),
+  /** a multi-get naming more keys than the tenant's ops burst: it could never be admitted */
+  OVER_BURST: r('SERVER_ERROR rate limited (more keys than the burst)'),
   BACKEND_FAILURE: r('SERVER_ERROR backend failure'),
   TOO_MANY_KEYS: r('CLIENT_ERROR too many keys'),
   TOO_MANY_CONNECTIONS: r('ERROR Too many open connections'),

@@ -12,7 +12,7 @@
  * Classic `noreply` and meta `q` are never sent: memgate reads every reply
  * and hides the ones the client asked not to see.
  */
-import { MAX_KEY_BYTES } from '../limits.js';
+import { MAX_KEY_BYTES, MAX_UPSTREAM_LINE_BYTES } from '../limits.js';
 import { copyBytes } from './bytes.js';
 import { Cmd, Syntax, commandSpec, type CommandSpec } from './commands.js';
 import { CRLF, Replies } from './replies.js';
@@ -159,6 +159,8 @@ function encodeRetrieve(req: Request, spec: CommandSpec, withExptime: boolean, o
     if (refused !== null) return refused;
     len += 1 + k;
   }
+  // a multi-key gat is sent one key at a time (src/server/multiget.ts); this only guards the shared socket
+  if (withExptime && len > MAX_UPSTREAM_LINE_BYTES) return Replies.LINE_TOO_LONG;
   const dst = Buffer.allocUnsafe(len);
   let o = writeName(spec, dst);
   if (withExptime) {
@@ -303,6 +305,7 @@ function encodeKeyless(req: Request, spec: CommandSpec, syntax: Syntax, out: Buf
   const hasDelay = syntax === Syntax.FLUSH && req.delay >= 0;
   if (hasDelay) len += 1 + intLength(req.delay);
   if (argEnd > argStart) len += 1 + argEnd - argStart;
+  if (len > MAX_UPSTREAM_LINE_BYTES) return Replies.LINE_TOO_LONG;
   const dst = Buffer.allocUnsafe(len);
   let o = writeName(spec, dst);
   if (hasDelay) {
@@ -331,7 +334,9 @@ function encodeKeyless(req: Request, spec: CommandSpec, syntax: Syntax, out: Buf
  * - `CLIENT_ERROR bad command line format`: a key longer than 250 bytes as
  *   sent (memcached does not swallow the data block of such a set or ms);
  * - `CLIENT_ERROR bad data chunk`: value slices that do not add up to `bytes`
- *   (memcached would read the rest of the stream as data).
+ *   (memcached would read the rest of the stream as data);
+ * - `CLIENT_ERROR line too long`: a line other than get/gets longer than
+ *   MAX_UPSTREAM_LINE_BYTES (memcached would close the shared connection).
  */
 export function encodeRequest(req: Request, out: Buffer[], metaGets = false): Buffer | null {
   const spec = commandSpec(req.cmd);

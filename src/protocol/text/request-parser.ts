@@ -52,7 +52,14 @@ import {
 } from './bytes.js';
 import { Replies } from './replies.js';
 import { EMPTY, Request, type RequestSink } from './request.js';
-import { MAX_BASE64_KEY_BYTES, MAX_KEY_BYTES, MAX_LINE_BYTES, MAX_OPAQUE_BYTES, MAX_VALUE_BYTES } from '../limits.js';
+import {
+  MAX_BASE64_KEY_BYTES,
+  MAX_KEY_BYTES,
+  MAX_LINE_BYTES,
+  MAX_OPAQUE_BYTES,
+  MAX_UPSTREAM_LINE_BYTES,
+  MAX_VALUE_BYTES,
+} from '../limits.js';
 
 export interface ParserLimits {
   /** longest command line, without its line end */
@@ -156,6 +163,21 @@ function metaFlagsFor(syntax: Syntax): readonly [number, number] {
       return META_DEBUG_FLAGS;
   }
 }
+
+/**
+ * Longest line, without its line end, of anything but get/gets/gat/gats:
+ * memcached closes a connection holding more than 2048 bytes of a line that
+ * does not start with "get " or "gets " (after at most 100 spaces; proto_text.c
+ * try_read_command_ascii). memgate closes on such a line whole or in pieces
+ * alike; a long gat/gats is accepted and sent upstream a key at a time.
+ */
+export const MAX_OTHER_LINE_BYTES = MAX_UPSTREAM_LINE_BYTES - 2;
+/** memcached gives up on a line whose command starts after more spaces than this */
+const MAX_LEADING_SPACES = 100;
+const GET_ = Buffer.from('get ', 'latin1');
+const GETS_ = Buffer.from('gets ', 'latin1');
+const GAT_ = Buffer.from('gat ', 'latin1');
+const GATS_ = Buffer.from('gats ', 'latin1');
 
 const NOREPLY = Buffer.from('noreply', 'latin1');
 const ZERO = Buffer.from('0', 'latin1');
@@ -276,7 +298,7 @@ export class RequestParser {
     const nl = chunk.indexOf(LF, pos);
     if (nl === -1) {
       const have = this.partialLen + (n - pos);
-      if (this.isTooLong(have, chunk[n - 1] ?? 0)) {
+      if (this.isTooLong(have, chunk[n - 1] ?? 0, chunk, pos)) {
         this.fatal(Replies.LINE_TOO_LONG);
         return n;
       }
@@ -287,7 +309,7 @@ export class RequestParser {
     const raw = this.partialLen + (nl - pos);
     const last = nl > pos ? chunk[nl - 1] : this.partial[this.partialLen - 1];
     const len = last === CR ? raw - 1 : raw;
-    if (len > this.maxLineBytes) {
+    if (len > this.maxLineBytes || (len > MAX_OTHER_LINE_BYTES && !this.isMultiKeyLine(chunk, pos))) {
       this.fatal(Replies.LINE_TOO_LONG);
       return n;
     }
@@ -313,9 +335,38 @@ export class RequestParser {
    * that the "\n" will strip. Deciding early keeps memory bounded; deciding
    * exactly keeps the outcome the same however the input is split.
    */
-  private isTooLong(have: number, last: number): boolean {
-    const max = this.maxLineBytes;
+  private isTooLong(have: number, last: number, chunk: Buffer, pos: number): boolean {
+    let max = this.maxLineBytes;
+    if (have > MAX_OTHER_LINE_BYTES && max > MAX_OTHER_LINE_BYTES && !this.isMultiKeyLine(chunk, pos)) {
+      max = MAX_OTHER_LINE_BYTES;
+    }
     return have > max + 1 || (have === max + 1 && last !== CR);
+  }
+
+  /**
+   * The line kept so far (`partial`, then `chunk` from `pos`) is a get, gets,
+   * gat or gats after at most MAX_LEADING_SPACES spaces. Only asked of lines
+   * past MAX_OTHER_LINE_BYTES, so its first bytes are there.
+   */
+  private isMultiKeyLine(chunk: Buffer, pos: number): boolean {
+    let i = 0;
+    while (i <= MAX_LEADING_SPACES && this.lineByte(chunk, pos, i) === SP) i++;
+    if (i > MAX_LEADING_SPACES) return false;
+    return (
+      this.lineStartsWith(chunk, pos, i, GET_) ||
+      this.lineStartsWith(chunk, pos, i, GETS_) ||
+      this.lineStartsWith(chunk, pos, i, GAT_) ||
+      this.lineStartsWith(chunk, pos, i, GATS_)
+    );
+  }
+
+  private lineByte(chunk: Buffer, pos: number, i: number): number {
+    return i < this.partialLen ? (this.partial[i] ?? 0) : (chunk[pos + i - this.partialLen] ?? 0);
+  }
+
+  private lineStartsWith(chunk: Buffer, pos: number, at: number, word: Buffer): boolean {
+    for (let j = 0; j < word.length; j++) if (this.lineByte(chunk, pos, at + j) !== word[j]) return false;
+    return true;
   }
 
   private appendPartial(chunk: Buffer, from: number, to: number): void {

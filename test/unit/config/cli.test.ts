@@ -80,6 +80,25 @@ tenants:
     ]);
   });
 
+  it("says how a tenant's burst and maxKeysPerGet interact", async () => {
+    const file = write(
+      'burst.yaml',
+      `listen:
+  - { host: 127.0.0.1, port: 11411, tenant: shop }
+upstream:
+  servers: [ "127.0.0.1:11212" ]
+tenants:
+  shop: { prefix: "s:", limits: { opsPerSecond: 50, burst: 50, maxKeysPerGet: 100 } }
+`,
+    );
+    const run = await memgate(['check-config', '--config', file]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe(
+      'config OK: 1 tenant, 1 listener\n' +
+        'note: tenant shop: maxKeysPerGet (100) exceeds its burst (50): a multi-get costs one token per key, so one of more than 50 keys is always refused (SERVER_ERROR rate limited (more keys than the burst)); raise limits.burst or lower limits.maxKeysPerGet to 50 to make that explicit (with serve --workers N, each worker holds a burst of ⌈burst / N⌉)\n',
+    );
+  });
+
   it('exits 1 when the file cannot be read', async () => {
     const file = path.join(dir, 'missing.yaml');
     const run = await memgate(['check-config', '--config', file]);

@@ -43,7 +43,7 @@ describe('parseConfigText', () => {
     expect(config.limits).toEqual({
       maxLineBytes: expect.any(Number),
       maxValueBytes: 1048576,
-      maxKeysPerGet: 256,
+      maxKeysPerGet: 10_000,
       maxInFlightPerSession: 1024,
       maxPendingReplyBytesPerSession: 8 * 1024 * 1024,
       maxConnections: 10_000,

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { CommandClass } from '../../../src/protocol/text/commands.js';
-import { Admit, TenantBudgets, TokenBucket, budgetParametersFromLimits } from '../../../src/policy/rate-limit.js';
+import {
+  Admit,
+  TenantBudgets,
+  TokenBucket,
+  budgetParametersFromLimits,
+  burstNotes,
+} from '../../../src/policy/rate-limit.js';
 
 describe('TokenBucket', () => {
   it('starts full and admits exactly the burst at one instant', () => {
@@ -215,15 +221,52 @@ describe('budgetParametersFromLimits', () => {
     expect(budgetParametersFromLimits({ opsPerSecond: 5000 }, global).opsBurst).toBe(5000);
   });
 
-  it('raises a burst smaller than the largest single request so that request can ever pass', () => {
-    const p = budgetParametersFromLimits(
-      { opsPerSecond: 10, bytesPerSecond: 1000, maxKeysPerGet: 64, maxItemBytes: 4096 },
-      global,
-    );
-    expect(p.opsBurst).toBe(64);
-    expect(p.bytesBurst).toBe(4096);
+  it('keeps the configured ops burst exactly, however many keys a multi-get may name', () => {
+    const p = budgetParametersFromLimits({ opsPerSecond: 50, burst: 50 }, global);
+    expect(p.opsBurst).toBe(50);
+    expect(budgetParametersFromLimits({ opsPerSecond: 10, maxKeysPerGet: 64 }, global).opsBurst).toBe(10);
     const t = new TenantBudgets(p);
-    expect(t.admit(0, CommandClass.READ, 64, 0)).toBe(Admit.OK);
-    expect(t.admit(0, CommandClass.WRITE, 0, 4096)).toBe(Admit.OK);
+    let admitted = 0;
+    for (let i = 0; i < 256; i++) if (t.admit(0, CommandClass.READ, 1, 0) === Admit.OK) admitted++;
+    expect(admitted).toBe(50);
+  });
+
+  it('tells a multi-get that can never be admitted (more keys than the burst) from one that must wait', () => {
+    const t = new TenantBudgets(budgetParametersFromLimits({ opsPerSecond: 50, burst: 50 }, global));
+    expect(t.exceedsOpsBurst(50)).toBe(false);
+    expect(t.exceedsOpsBurst(51)).toBe(true);
+    expect(t.admit(0, CommandClass.READ, 51, 0)).toBe(Admit.RATE_OPS);
+    expect(t.admit(0, CommandClass.READ, 50, 0)).toBe(Admit.OK);
+    expect(new TenantBudgets(budgetParametersFromLimits({}, global)).exceedsOpsBurst(1_000_000)).toBe(false);
+  });
+
+  it('still raises the bytes burst (no config key of its own) to the largest value the tenant may store', () => {
+    const p = budgetParametersFromLimits({ opsPerSecond: 10, bytesPerSecond: 1000, maxItemBytes: 4096 }, global);
+    expect(p.bytesBurst).toBe(4096);
+    expect(new TenantBudgets(p).admit(0, CommandClass.WRITE, 0, 4096)).toBe(Admit.OK);
+  });
+});
+
+describe('burstNotes (memgate check-config)', () => {
+  const global = { maxKeysPerGet: 10_000, maxValueBytes: 1 << 20 };
+
+  it('says how a burst smaller than maxKeysPerGet refuses the larger multi-gets', () => {
+    expect(burstNotes('shop', { opsPerSecond: 50, burst: 50, maxKeysPerGet: 100 }, global)).toEqual([
+      'tenant shop: maxKeysPerGet (100) exceeds its burst (50): a multi-get costs one token per key, so one of more than 50 keys is always refused (SERVER_ERROR rate limited (more keys than the burst)); raise limits.burst or lower limits.maxKeysPerGet to 50 to make that explicit (with serve --workers N, each worker holds a burst of ⌈burst / N⌉)',
+    ]);
+    expect(burstNotes('shop', { opsPerSecond: 50 }, global)[0]).toContain(
+      'maxKeysPerGet (10000) exceeds its burst (50)',
+    );
+  });
+
+  it('says nothing when the burst covers the largest multi-get, or there is no ops budget', () => {
+    expect(burstNotes('a', { opsPerSecond: 50, burst: 100, maxKeysPerGet: 100 }, global)).toEqual([]);
+    expect(burstNotes('a', { maxKeysPerGet: 100 }, global)).toEqual([]);
+  });
+
+  it('says when the bytes burst is raised to the item size', () => {
+    expect(burstNotes('w', { bytesPerSecond: 1000, maxItemBytes: 4096 }, global)).toEqual([
+      'tenant w: bytesPerSecond (1000) is smaller than its largest value (4096 bytes): its bytes burst is 4096, so that one value can be stored',
+    ]);
   });
 });

@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { decodeBase64 } from '../../../../src/protocol/text/base64.js';
 import { Replies } from '../../../../src/protocol/text/replies.js';
 import { digitCount, encodeRequest, intLength, writeInt } from '../../../../src/protocol/text/request-encoder.js';
+import { RequestParser } from '../../../../src/protocol/text/request-parser.js';
+import type { Request } from '../../../../src/protocol/text/request.js';
 import { buildRequest, type BuildOptions } from './request-builder.js';
 
 function encode(line: string, opts: BuildOptions = {}): { text: string; out: Buffer[]; refused: Buffer | null } {
@@ -237,6 +239,71 @@ describe('encodeRequest', () => {
         },
       ),
     );
+  });
+});
+
+describe("memcached's 2048-byte line limit on the shared socket", () => {
+  const keys = (n: number, len: number): string =>
+    Array.from({ length: n }, (_, i) => `${i}`.padStart(len, 'k')).join(' ');
+
+  it('refuses a gat or stats line over 2048 bytes once encoded (the namespace makes it longer than the client sent)', () => {
+    // 9 keys of 220 bytes: 2,000 bytes as sent, over 2048 with an 8-byte namespace on each
+    const line = `gat 10 ${keys(9, 220)}`;
+    expect(line.length + 2).toBeLessThan(2048);
+    expect(encode(line).refused).toBeNull();
+    const { refused, out } = encode(line, { ns: 'NSNSNSNS' });
+    expect(refused).toBe(Replies.LINE_TOO_LONG);
+    expect(out).toHaveLength(0);
+    expect(encode(`stats ${'x'.repeat(2048 - 7)}`).refused).toBe(Replies.LINE_TOO_LONG);
+    expect(encode(`stats ${'x'.repeat(2048 - 8)}`).text).toHaveLength(2048);
+  });
+
+  it("keeps every meta line under 2048 bytes and under memcached's 20-token cap (MFLAG_MAX_OPT_LENGTH)", () => {
+    // every flag a command takes, once (the parser refuses repeats), each at its longest
+    const longest: Record<string, string> = {
+      C: 'C18446744073709551615',
+      E: 'E18446744073709551615',
+      D: 'D18446744073709551615',
+      J: 'J18446744073709551615',
+      R: 'R18446744073709551615',
+      F: 'F4294967295',
+      T: 'T-2147483648',
+      N: 'N-2147483648',
+      O: `O${'o'.repeat(32)}`,
+      M: 'ME',
+    };
+    const commands: [string, string, string][] = [
+      ['mg', '', 'bcfhklOqstuvCENRTPL'],
+      ['ms', ' 5', 'bcCEFIkOqsTMNPL'],
+      ['md', '', 'bCEIkOqTxPL'],
+      ['ma', '', 'bCENJDTMOqtcvkPL'],
+    ];
+    for (const [name, datalen, letters] of commands) {
+      for (const base64 of [false, true]) {
+        const flags = [...letters].filter((l) => base64 || l !== 'b').map((l) => longest[l] ?? `${l}xxxxxxxx`);
+        const key = base64 ? Buffer.alloc(140, 0xfe).toString('base64') : 'k'.repeat(200);
+        const value = datalen === '' ? '' : 'hello\r\n';
+        const requests: Request[] = [];
+        const parser = new RequestParser({ onRequest: (r) => requests.push(r), onFatal: () => {} });
+        parser.feed(Buffer.from(`${name} ${key}${datalen} ${flags.join(' ')}\r\n${value}`, 'latin1'));
+        const req = requests[0];
+        expect(req?.error?.toString(), `${name} base64=${base64}`).toBeUndefined();
+        if (req === undefined) continue;
+        req.ns = Buffer.from('N'.repeat(40), 'latin1');
+        const out: Buffer[] = [];
+        expect(encodeRequest(req, out)).toBeNull();
+        const line = Buffer.concat(out).toString('latin1').split('\r\n')[0] ?? '';
+        expect(line.length + 2).toBeLessThanOrEqual(2048);
+        // memcached counts a final empty token too, and answers "options flags too long" past 20
+        expect(line.split(' ').length + 1).toBeLessThanOrEqual(20);
+      }
+    }
+  });
+
+  it('sends a get or gets line of any length (memcached reads those whole)', () => {
+    const { refused, text } = encode(`get ${keys(40, 200)}`, { ns: 'NSNSNSNS' });
+    expect(refused).toBeNull();
+    expect(text.length).toBeGreaterThan(8000);
   });
 });
 

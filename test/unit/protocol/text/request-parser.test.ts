@@ -969,9 +969,42 @@ describe('RequestParser default limits', () => {
   it('ends the stream on an endless line without a \\n once it passes MAX_LINE_BYTES', () => {
     const sink = new RecordingSink();
     const parser = new RequestParser(sink);
-    const junk = Buffer.alloc(4096, 0x61);
-    for (let i = 0; i < 100 && !parser.isClosed; i++) parser.feed(junk);
+    const junk = Buffer.from(`get ${'a'.repeat(4092)}`, 'latin1');
+    parser.feed(junk);
+    const more = Buffer.alloc(4096, 0x61);
+    for (let i = 0; i < 1000 && !parser.isClosed; i++) parser.feed(more);
     expect(sink.fatal).toBe(Replies.LINE_TOO_LONG);
+  });
+
+  describe("memcached's 2048-byte rule for lines other than get/gets/gat/gats", () => {
+    const line = (head: string, total: number): Buffer =>
+      Buffer.from(`${head}${'k'.repeat(total - head.length)}\r\nmn\r\n`, 'latin1');
+    const pieces = (b: Buffer): Buffer[] => [b.subarray(0, 100), b.subarray(100, 2100), b.subarray(2100)];
+
+    it.each(['set ', 'touch ', 'stats ', 'mg ', 'delete ', 'lru_crawler ', '  incr ', 'getx ', 'get\t'])(
+      'ends the stream on a %j line of 2047 bytes, whole or in pieces, and reads one of 2046',
+      (head) => {
+        expect(parseChunks([line(head, 2047)]).fatal).toBe(TOO_LONG);
+        expect(parseChunks(pieces(line(head, 2047))).fatal).toBe(TOO_LONG);
+        // (a set without a data length still ends the stream, with its own reply)
+        expect(parseChunks(pieces(line(head, 2046))).fatal).not.toBe(TOO_LONG);
+      },
+    );
+
+    it.each(['get ', 'gets ', 'gat 0 ', 'gats 10 ', `${' '.repeat(100)}get `])(
+      'reads a %j line of 20,000 bytes, whole or in pieces',
+      (head) => {
+        for (const chunks of [[line(head, 20_000)], pieces(line(head, 20_000))]) {
+          const out = parseChunks(chunks);
+          expect(out.fatal).toBeNull();
+          expect(out.requests).toHaveLength(2);
+        }
+      },
+    );
+
+    it('ends the stream on a get line of 20,000 bytes after 101 spaces, as memcached does', () => {
+      expect(parseChunks([line(`${' '.repeat(101)}get `, 20_000)]).fatal).toBe(TOO_LONG);
+    });
   });
 
   it(`swallows a value of MAX_VALUE_BYTES + 1 (${MAX_VALUE_BYTES + 1}) as TOO_LARGE and accepts MAX_VALUE_BYTES`, () => {
