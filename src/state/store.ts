@@ -64,6 +64,12 @@ export interface StateStoreOptions {
   /** a corrupt state gives every tenant a fresh generation (and is kept aside) instead of refusing to start */
   readonly rotateAllOnCorrupt?: boolean;
   readonly logger?: Logger;
+  /**
+   * The file store, when its lock is held at open(): wait to see whether the
+   * holder is alive (it refreshes the lock: fail) or not (the lock turns stale:
+   * take it over). Default true; false fails at once (lock.ts waitForStale).
+   */
+  readonly waitForStaleLock?: boolean;
 }
 
 export type StateLocation =
