@@ -17,6 +17,7 @@ import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { CliError, rotateCommand, stateShowCommand } from './admin/cli-actions.js';
 import { ConfigError } from './config/errors.js';
+import { ProxyError } from './errors.js';
 import { hashPassword } from './policy/password.js';
 import { loadConfig } from './config/load.js';
 import { cliOptions, type Config } from './config/schema.js';
@@ -95,9 +96,7 @@ async function serve(opts: ServeFlags): Promise<void> {
   try {
     await proxy.start();
   } catch (err) {
-    logger.fatal({ err }, 'memgate failed to start');
-    await proxy.stop().catch(() => undefined);
-    process.exit(1);
+    await failedToStart(logger, err, () => proxy.stop());
   }
   logger.info({ version: pkg.version, config: opts.config }, 'memgate started');
   stopOnSignals(logger, () => proxy.stop());
@@ -127,14 +126,29 @@ async function servePrimary(opts: ServeFlags, config: Config, logger: Logger, wo
   try {
     await primary.start();
   } catch (err) {
-    logger.fatal({ err }, 'memgate failed to start');
-    await primary.stop().catch(() => undefined);
-    process.exit(1);
+    await failedToStart(logger, err, () => primary.stop());
   }
   logger.info({ version: pkg.version, config: opts.config, workers }, 'memgate started');
   stopOnSignals(logger, () => primary.stop());
   // SIGHUP: the primary re-reads and validates the config once, then every worker applies it
   process.on('SIGHUP', () => void primary.reload('SIGHUP'));
+}
+
+/**
+ * Start-up failed: undo what started, exit 1. A known process error (a
+ * ProxyError: the state file is locked or corrupt, …) is one line on stderr,
+ * `memgate: <message>`, and one log line without a stack; anything else is
+ * logged with its stack.
+ */
+async function failedToStart(logger: Logger, err: unknown, stop: () => Promise<void>): Promise<never> {
+  if (err instanceof ProxyError) {
+    logger.fatal({ code: err.code }, `memgate failed to start: ${err.message}`);
+    process.stderr.write(`memgate: ${err.message}\n`);
+  } else {
+    logger.fatal({ err }, 'memgate failed to start');
+  }
+  await stop().catch(() => undefined);
+  process.exit(1);
 }
 
 /** First SIGTERM/SIGINT: stop gracefully, exit 0. A second one while stopping: exit 1 at once. */
