@@ -22,6 +22,7 @@ import { hashPassword } from './policy/password.js';
 import { loadConfig } from './config/load.js';
 import { cliOptions, type Config } from './config/schema.js';
 import { createLogger, type Logger } from './log.js';
+import { unsupportedStateUrl } from './state/store.js';
 
 interface ConfigFlag {
   readonly config: string;
@@ -52,8 +53,22 @@ function loadOrExit(path: string): Config {
   }
 }
 
+/**
+ * Load the config, then refuse what this build cannot serve yet (state.url
+ * redis://): one line, exit 1.
+ */
+function loadServableOrExit(path: string): Config {
+  const config = loadOrExit(path);
+  const unsupported = unsupportedStateUrl(config.state.url);
+  if (unsupported !== null) {
+    process.stderr.write(`memgate: ${unsupported.message}\n`);
+    process.exit(1);
+  }
+  return config;
+}
+
 function checkConfig(opts: ConfigFlag): void {
-  const config = loadOrExit(opts.config);
+  const config = loadServableOrExit(opts.config);
   const tenants = Object.keys(config.tenants).length;
   process.stdout.write(
     `config OK: ${tenants} tenant${tenants === 1 ? '' : 's'}, ${config.listen.length} listener${config.listen.length === 1 ? '' : 's'}\n`,
@@ -80,7 +95,7 @@ async function serve(opts: ServeFlags): Promise<void> {
     });
     return;
   }
-  const config = loadOrExit(opts.config);
+  const config = loadServableOrExit(opts.config);
   const logger = createLogger(config.log.level);
   const workers = resolveWorkerCount(opts.workers);
   if (workers > 1) {

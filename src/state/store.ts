@@ -14,7 +14,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { ProxyError } from '../errors.js';
+import { ErrorCode, ProxyError } from '../errors.js';
 import { FileStateStore } from './file-store.js';
 import { isGeneration, newGeneration } from './generation.js';
 
@@ -90,10 +90,35 @@ export function parseStateUrl(url: string): StateLocation {
   throw new Error(`unsupported state url "${url}": use file:PATH or redis://HOST:PORT/DB`);
 }
 
+/** `state.url` names a store that does not exist yet (redis://). The message is one line, without the URL's password. */
+export class StateUnsupportedError extends ProxyError {
+  constructor(url: string) {
+    super(ErrorCode.STATE_UNSUPPORTED, `state.url ${withoutPassword(url)} is not supported yet (only file: URLs)`);
+    this.name = 'StateUnsupportedError';
+  }
+}
+
+/** The error `openStateStore` would throw for `url` because no such store exists yet, or null. */
+export function unsupportedStateUrl(url: string): StateUnsupportedError | null {
+  return parseStateUrl(url).kind === 'redis' ? new StateUnsupportedError(url) : null;
+}
+
+/** `redis://user:***@host:6379/0`: the password of a URL replaced, for messages. */
+function withoutPassword(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password === '') return url;
+    u.password = '***';
+    return u.href;
+  } catch {
+    return url.replace(/\/\/([^/@:]*):[^/@]*@/, '//$1:***@');
+  }
+}
+
 /** The store for `state.url`. Does no I/O: call `open()` next. */
 export function openStateStore(url: string, opts: StateStoreOptions = {}): StateStore {
   const where = parseStateUrl(url);
-  if (where.kind === 'redis') throw new Error('redis state store not implemented yet');
+  if (where.kind === 'redis') throw new StateUnsupportedError(url);
   return new FileStateStore(where.path, opts);
 }
 
