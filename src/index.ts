@@ -198,6 +198,9 @@ class Memgate implements Proxy, SessionContext {
   async start(): Promise<void> {
     const policy = compilePolicy(this.config);
     await this.store.open([...policy.tenants.keys()]);
+    // memgate_rotations_total: the rotations the store made (a delayed flush_all counts when it fires)
+    this.processCounters.rotations = this.store.rotationsApplied;
+    this.store.onChange(() => (this.processCounters.rotations = this.store.rotationsApplied));
     this.registry = new TenantRegistry(policy, this.store, this.config.limits, this.shareOf);
     this.currentPool.start();
     askUpstreamVersion(this.currentPool); // for STAT version
@@ -240,7 +243,6 @@ class Memgate implements Proxy, SessionContext {
   async rotateTenant(name: string, delaySec: number, source: string): Promise<void> {
     if (delaySec > 0) await this.store.schedule(name, Date.now() + delaySec * 1000);
     else await this.store.rotate(name);
-    this.processCounters.rotations++;
     this.logger.info({ audit: 'rotation', tenant: name, source, delaySec }, 'tenant generation rotated');
   }
 

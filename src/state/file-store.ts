@@ -85,12 +85,17 @@ export class FileStateStore implements StateStore {
   private dueTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private writes = 0;
+  private rotations = 0;
 
   constructor(filePath: string, opts: StateStoreOptions = {}) {
     this.filePath = path.resolve(filePath);
     this.rotateAllOnCorrupt = opts.rotateAllOnCorrupt ?? false;
     this.waitForStaleLock = opts.waitForStaleLock ?? true;
     this.logger = opts.logger;
+  }
+
+  get rotationsApplied(): number {
+    return this.rotations;
   }
 
   /** Completed writes of the state file, open() included (tests check coalescing with it). */
@@ -121,12 +126,14 @@ export class FileStateStore implements StateStore {
       await removeTempFiles(this.filePath);
       const loaded = await this.load();
       const nowMs = Date.now();
+      let overdue = 0;
       for (const name of tenants) {
         if (!loaded.has(name)) loaded.set(name, freshTenantState(undefined, nowMs));
       }
       for (const [name, s] of loaded) {
         if (s.pendingAtMs !== null && s.pendingAtMs <= nowMs) {
           loaded.set(name, freshTenantState(s, nowMs));
+          overdue++;
           this.logger?.info(
             { audit: 'rotation', tenant: name, source: 'scheduled', dueAtMs: s.pendingAtMs },
             'overdue scheduled rotation applied at start',
@@ -135,6 +142,7 @@ export class FileStateStore implements StateStore {
       }
       await writeStateFileAtomic(this.filePath, loaded);
       this.writes++;
+      this.rotations += overdue;
       for (const [name, s] of loaded) {
         this.committed.set(name, s);
         this.staged.set(name, s);
@@ -265,7 +273,9 @@ export class FileStateStore implements StateStore {
   /** Copies a durable snapshot into `committed` and tells listeners about what changed. */
   private commit(snapshot: ReadonlyMap<string, TenantState>): void {
     for (const [name, s] of snapshot) {
-      if (this.committed.get(name) === s) continue;
+      const previous = this.committed.get(name);
+      if (previous === s) continue;
+      if (previous !== undefined && previous.generation !== s.generation) this.rotations++;
       this.committed.set(name, s);
       for (const listener of this.listeners) {
         try {

@@ -40,6 +40,13 @@ export interface StateStore {
   schedule(tenant: string, atMs: number): Promise<TenantState>;
   /** Adds tenants that appeared on config reload (fresh generations); never forgets removed ones' state. */
   addTenants(tenants: readonly string[]): Promise<void>;
+  /**
+   * Rotations this store has made since it was created: rotate(), scheduled
+   * ones when they fire, overdue ones applied at open (memgate_rotations_total).
+   * A schedule that a later one replaces is never counted. A store that only
+   * relays another's changes (cluster/ipc-store.ts) reports 0: that one counts.
+   */
+  readonly rotationsApplied: number;
   /** Called after every change (rotation, scheduled rotation fired, external reload). */
   onChange(listener: (tenant: string, state: TenantState) => void): void;
   close(): Promise<void>;

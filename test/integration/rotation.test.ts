@@ -71,6 +71,23 @@ describe('flush_all in process', () => {
     a.close();
   });
 
+  it('counts in memgate_rotations_total a delayed flush_all when it fires, and a replaced one never', async () => {
+    const rotationsTotal = async (): Promise<number> =>
+      Number(/^memgate_rotations_total (\d+)$/m.exec(await gate.proxy.metrics.render())?.[1]);
+    const a = await TextClient.connect(gate.port(0));
+    const start = await rotationsTotal();
+    expect(await a.request('flush_all 1\r\n')).toBe('OK\r\n');
+    expect(await rotationsTotal()).toBe(start); // asked for, not made yet
+    const before = gate.proxy.store.generation('alpha');
+    for (let i = 0; i < 100 && gate.proxy.store.generation('alpha') === before; i++) await sleep(50);
+    expect(gate.proxy.store.generation('alpha')).not.toBe(before);
+    expect(await rotationsTotal()).toBe(start + 1); // fired
+
+    expect(await a.request('flush_all 60\r\nflush_all\r\n')).toBe('OK\r\nOK\r\n'); // the second replaces the first
+    expect(await rotationsTotal()).toBe(start + 2);
+    a.close();
+  });
+
   it('never brings back an earlier item over 12 consecutive rotations', async () => {
     const a = await TextClient.connect(gate.port(0));
     const generations = new Set<string>();

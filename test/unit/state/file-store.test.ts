@@ -432,6 +432,28 @@ describe('FileStateStore: scheduled rotations', () => {
   });
 });
 
+describe('FileStateStore: rotationsApplied (memgate_rotations_total)', () => {
+  it('counts rotations when they are made: now, a scheduled one when it fires, an overdue one at open', async () => {
+    const s = await openStore(['shop', 'blog']);
+    expect(s.rotationsApplied).toBe(0);
+    await s.rotate('shop');
+    expect(s.rotationsApplied).toBe(1);
+    await s.schedule('shop', Date.now() + 60_000); // replaced below: never fires
+    await s.schedule('shop', Date.now() + 100);
+    await s.addTenants(['news']);
+    expect(s.rotationsApplied).toBe(1);
+    const fired = s.generation('shop');
+    for (let i = 0; i < 100 && s.generation('shop') === fired; i++) await sleep(20);
+    expect(s.generation('shop')).not.toBe(fired);
+    expect(s.rotationsApplied).toBe(2);
+    await s.schedule('blog', Date.now() + 50);
+    await s.close();
+    await sleep(100);
+    const reopened = await openStore(['shop', 'blog']);
+    expect(reopened.rotationsApplied).toBe(1); // blog's, overdue at open
+  });
+});
+
 describe('FileStateStore: addTenants', () => {
   it('gives new tenants fresh generations, durably, and leaves existing ones alone', async () => {
     const s = await openStore(['shop']);
