@@ -18,10 +18,12 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { CliError, rotateCommand, stateShowCommand } from './admin/cli-actions.js';
 import { ConfigError } from './config/errors.js';
 import { configBurstNotes } from './policy/compile.js';
+import { ProxyError } from './errors.js';
 import { hashPassword } from './policy/password.js';
 import { loadConfig } from './config/load.js';
 import { cliOptions, type Config } from './config/schema.js';
 import { createLogger, type Logger } from './log.js';
+import { unsupportedStateUrl } from './state/store.js';
 
 interface ConfigFlag {
   readonly config: string;
@@ -52,8 +54,22 @@ function loadOrExit(path: string): Config {
   }
 }
 
+/**
+ * Load the config, then refuse what this build cannot serve yet (state.url
+ * redis://): one line, exit 1.
+ */
+function loadServableOrExit(path: string): Config {
+  const config = loadOrExit(path);
+  const unsupported = unsupportedStateUrl(config.state.url);
+  if (unsupported !== null) {
+    process.stderr.write(`memgate: ${unsupported.message}\n`);
+    process.exit(1);
+  }
+  return config;
+}
+
 function checkConfig(opts: ConfigFlag): void {
-  const config = loadOrExit(opts.config);
+  const config = loadServableOrExit(opts.config);
   const tenants = Object.keys(config.tenants).length;
   process.stdout.write(
     `config OK: ${tenants} tenant${tenants === 1 ? '' : 's'}, ${config.listen.length} listener${config.listen.length === 1 ? '' : 's'}\n`,
@@ -81,7 +97,7 @@ async function serve(opts: ServeFlags): Promise<void> {
     });
     return;
   }
-  const config = loadOrExit(opts.config);
+  const config = loadServableOrExit(opts.config);
   const logger = createLogger(config.log.level);
   const workers = resolveWorkerCount(opts.workers);
   if (workers > 1) {
@@ -97,9 +113,7 @@ async function serve(opts: ServeFlags): Promise<void> {
   try {
     await proxy.start();
   } catch (err) {
-    logger.fatal({ err }, 'memgate failed to start');
-    await proxy.stop().catch(() => undefined);
-    process.exit(1);
+    await failedToStart(logger, err, () => proxy.stop());
   }
   logger.info({ version: pkg.version, config: opts.config }, 'memgate started');
   stopOnSignals(logger, () => proxy.stop());
@@ -129,14 +143,29 @@ async function servePrimary(opts: ServeFlags, config: Config, logger: Logger, wo
   try {
     await primary.start();
   } catch (err) {
-    logger.fatal({ err }, 'memgate failed to start');
-    await primary.stop().catch(() => undefined);
-    process.exit(1);
+    await failedToStart(logger, err, () => primary.stop());
   }
   logger.info({ version: pkg.version, config: opts.config, workers }, 'memgate started');
   stopOnSignals(logger, () => primary.stop());
   // SIGHUP: the primary re-reads and validates the config once, then every worker applies it
   process.on('SIGHUP', () => void primary.reload('SIGHUP'));
+}
+
+/**
+ * Start-up failed: undo what started, exit 1. A known process error (a
+ * ProxyError: the state file is locked or corrupt, …) is one line on stderr,
+ * `memgate: <message>`, and one log line without a stack; anything else is
+ * logged with its stack.
+ */
+async function failedToStart(logger: Logger, err: unknown, stop: () => Promise<void>): Promise<never> {
+  if (err instanceof ProxyError) {
+    logger.fatal({ code: err.code }, `memgate failed to start: ${err.message}`);
+    process.stderr.write(`memgate: ${err.message}\n`);
+  } else {
+    logger.fatal({ err }, 'memgate failed to start');
+  }
+  await stop().catch(() => undefined);
+  process.exit(1);
 }
 
 /** First SIGTERM/SIGINT: stop gracefully, exit 0. A second one while stopping: exit 1 at once. */

@@ -20,6 +20,7 @@ import { ConnectionLimiter, type ConnectionCaps } from './server/conn-limits.js'
 import { MemoryGuard } from './server/memory-guard.js';
 import { Listener, type ListenerSpec } from './server/listener.js';
 import { ClientSession, type SessionContext } from './server/session.js';
+import { askUpstreamVersion } from './server/tenant-stats.js';
 import { TenantRegistry, workerShare, type TenantRuntime } from './server/tenants.js';
 import { openStateStore, type StateStore } from './state/store.js';
 import { UpstreamPool } from './upstream/pool.js';
@@ -114,7 +115,7 @@ class Memgate implements Proxy, SessionContext {
   private config: Config;
   private readonly opts: ProxyOptions;
   readonly logger: Logger;
-  readonly version = `${MEMGATE_VERSION} memgate`;
+  readonly version = MEMGATE_VERSION;
   private currentPool: UpstreamPool;
   private registry: TenantRegistry | null = null;
   private readonly sessions = new Set<ClientSession>();
@@ -193,8 +194,12 @@ class Memgate implements Proxy, SessionContext {
   async start(): Promise<void> {
     const policy = compilePolicy(this.config);
     await this.store.open([...policy.tenants.keys()]);
+    // memgate_rotations_total: the rotations the store made (a delayed flush_all counts when it fires)
+    this.processCounters.rotations = this.store.rotationsApplied;
+    this.store.onChange(() => (this.processCounters.rotations = this.store.rotationsApplied));
     this.registry = new TenantRegistry(policy, this.store, this.config.limits, this.shareOf);
     this.currentPool.start();
+    askUpstreamVersion(this.currentPool); // for STAT version
     this.memory.start();
     for (const spec of this.config.listen) this.listeners.push(await this.openListener(spec));
     if (this.config.admin !== undefined) {
@@ -234,7 +239,6 @@ class Memgate implements Proxy, SessionContext {
   async rotateTenant(name: string, delaySec: number, source: string): Promise<void> {
     if (delaySec > 0) await this.store.schedule(name, Date.now() + delaySec * 1000);
     else await this.store.rotate(name);
-    this.processCounters.rotations++;
     this.logger.info({ audit: 'rotation', tenant: name, source, delaySec }, 'tenant generation rotated');
   }
 

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { Config } from '../config/schema.js';
 import { parseStateFile, updateStateFileOffline } from '../state/file-store.js';
-import { freshTenantState, parseStateUrl, type TenantState } from '../state/store.js';
+import { StateUnsupportedError, freshTenantState, parseStateUrl, type TenantState } from '../state/store.js';
 
 export class CliError extends Error {}
 
@@ -58,8 +58,7 @@ function adminConnectHost(host: string): string {
 
 function stateFilePath(config: Config): string {
   const loc = parseStateUrl(config.state.url);
-  if (loc.kind !== 'file')
-    throw new CliError(`state ${config.state.url} is not a file; use the admin API of a running memgate`);
+  if (loc.kind !== 'file') throw new CliError(new StateUnsupportedError(config.state.url).message);
   return loc.path;
 }
 

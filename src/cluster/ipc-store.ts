@@ -34,6 +34,8 @@ export class IpcStateStore implements StateStore {
   private readonly states = new Map<string, TenantState>();
   private readonly listeners: Listener[] = [];
   private isOpen = false;
+  /** the primary's store makes (and counts) every rotation */
+  readonly rotationsApplied = 0;
 
   constructor(peer: IpcPeer<WorkerCalls, PrimaryCalls>, timeoutMs = STATE_CALL_TIMEOUT_MS) {
     this.peer = peer;

@@ -160,7 +160,12 @@ export class ClusterPrimary {
     if (!cluster.isPrimary) throw new Error('a cluster primary cannot run inside a cluster worker');
     this.phase = 'starting';
     await this.store.open(Object.keys(this.config.tenants));
-    this.store.onChange((tenant, state) => this.broadcast(tenant, state));
+    // memgate_rotations_total: every rotation is made by this store (the workers' stores report 0)
+    this.counters.rotations = this.store.rotationsApplied;
+    this.store.onChange((tenant, state) => {
+      this.counters.rotations = this.store.rotationsApplied;
+      this.broadcast(tenant, state);
+    });
     const allStarted = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new Error(`the workers did not all start within ${START_TIMEOUT_MS} ms`)),
@@ -427,7 +432,6 @@ export class ClusterPrimary {
         rotate: async (name, source) => {
           await this.store.rotate(name);
           await this.settleBroadcasts();
-          this.counters.rotations++;
           this.logger.info({ audit: 'rotation', tenant: name, source, delaySec: 0 }, 'tenant generation rotated');
           return { generationAgeMs: 0 };
         },

@@ -40,7 +40,7 @@ function tenantBehaviour(id: number, name: string): string {
     case Cmd.FLUSH_ALL:
       return "rotates the tenant's generation (now or after the delay); nothing is flushed upstream";
     case Cmd.STATS:
-      return `plain \`stats\`: the tenant's own counters; ${STATS_GROUPS.map((g) => `\`${g}\``).join(', ')}: \`CLIENT_ERROR stats <group> not allowed\`; other groups: \`ERROR\``;
+      return `plain \`stats\`: the tenant's own counters up to this reply, memcached's names (\`STAT version\` is memcached's) then \`memgate_version\`, \`memgate_tenant\`, \`memgate_denied\`; ${STATS_GROUPS.map((g) => `\`${g}\``).join(', ')}: \`CLIENT_ERROR stats <group> not allowed\`; other groups: \`ERROR\``;
     case Cmd.VERBOSITY:
       return '`OK`, never forwarded';
     case Cmd.QUIT:

@@ -39,7 +39,7 @@ import { WriteBatch } from '../upstream/write-batch.js';
 import { endAndRelease } from './close.js';
 import { isMultiGet, MultiGet, type MultiGetHost } from './multiget.js';
 import { ReplyQueue } from './reply-queue.js';
-import { tenantStatsReply } from './tenant-stats.js';
+import { deferTenantStats, noteVersionReply, STATS_AT_FLUSH, tenantStatsReply } from './tenant-stats.js';
 import type { TenantRegistry, TenantRuntime } from './tenants.js';
 
 export const PauseReason = {
@@ -78,6 +78,7 @@ export interface SessionContext {
   readonly pool: UpstreamPool;
   readonly logger: Logger;
   readonly limits: SessionLimits;
+  /** memgate's own version, one word (`STAT memgate_version`) */
   readonly version: string;
   readonly connections: ConnectionLimiter;
   readonly memory: MemoryGuard;
@@ -511,7 +512,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
 
   private answerStats(t: TenantRuntime, req: Request): void {
     if (req.argsEnd <= req.argsStart) {
-      this.complete(req, tenantStatsReply(t, this.ctx.version), ReplyStatus.OK);
+      deferTenantStats(req, this.pool, this.slot); // built when written: it counts what is answered before it
       return;
     }
     let end = req.argsStart;
@@ -813,6 +814,9 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
     let req = this.queue.peek();
     while (req !== undefined && (req.done || this.writeMultiGet(req, batch))) {
       if (counters !== undefined) account(counters, req, nowMs);
+      if (req.reply === STATS_AT_FLUSH) {
+        req.reply = this.tenant === null ? null : [tenantStatsReply(this.tenant, this.ctx.version, batch.bytes)];
+      }
       const reply = req.binary !== null ? encodeBinaryReply(req) : isHidden(req) ? null : req.reply;
       if (reply !== null) {
         for (let i = 0; i < reply.length; i++) {
@@ -970,6 +974,9 @@ function account(c: TenantCounters, req: Request, nowMs: number): void {
       c.cmdTouch++;
       if (s === ReplyStatus.TOUCHED) c.touchHits++;
       else c.touchMisses++;
+      return;
+    case CommandClass.INFO:
+      if (req.cmd === Cmd.VERSION) noteVersionReply(req); // STAT version says what `version` says
       return;
     default:
   }

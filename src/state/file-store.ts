@@ -35,7 +35,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { StateError } from '../errors.js';
-import { acquireStateLock, type StateLock } from './lock.js';
+import { LOCK_STALE_MS, acquireStateLock, type StateLock } from './lock.js';
 import {
   StateCorruptError,
   freshTenantState,
@@ -63,6 +63,7 @@ interface Waiter {
 export class FileStateStore implements StateStore {
   readonly filePath: string;
   private readonly rotateAllOnCorrupt: boolean;
+  private readonly waitForStaleLock: boolean;
   private readonly logger: Logger | undefined;
   /** durable state: what generation() serves */
   private readonly committed = new Map<string, TenantState>();
@@ -70,6 +71,9 @@ export class FileStateStore implements StateStore {
   private readonly staged = new Map<string, TenantState>();
   private readonly listeners: Listener[] = [];
   private lock: StateLock | null = null;
+  /** set when the lock was lost while open: from then on nothing is written (another process may own the file) */
+  private lockLost: StateError | null = null;
+  private isOpening = false;
   private isOpen = false;
   private isClosing = false;
   /** a change is staged that no write has picked up yet */
@@ -81,11 +85,17 @@ export class FileStateStore implements StateStore {
   private dueTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private writes = 0;
+  private rotations = 0;
 
   constructor(filePath: string, opts: StateStoreOptions = {}) {
     this.filePath = path.resolve(filePath);
     this.rotateAllOnCorrupt = opts.rotateAllOnCorrupt ?? false;
+    this.waitForStaleLock = opts.waitForStaleLock ?? true;
     this.logger = opts.logger;
+  }
+
+  get rotationsApplied(): number {
+    return this.rotations;
   }
 
   /** Completed writes of the state file, open() included (tests check coalescing with it). */
@@ -94,20 +104,36 @@ export class FileStateStore implements StateStore {
   }
 
   async open(tenants: readonly string[]): Promise<void> {
-    if (this.isOpen || this.lock !== null) throw new Error(`state store ${this.filePath} is already open`);
-    this.lock = acquireStateLock(this.filePath);
+    if (this.isOpen || this.isOpening) throw new Error(`state store ${this.filePath} is already open`);
+    this.isOpening = true;
+    try {
+      this.lock = await acquireStateLock(this.filePath, {
+        onLost: (err) => this.lockWasLost(err),
+        waitForStale: this.waitForStaleLock,
+        onWait: (lockPath, ageMs) =>
+          this.logger?.warn(
+            { file: this.filePath, lock: lockPath, lockAgeMs: ageMs, staleAfterMs: LOCK_STALE_MS },
+            'state file lock is held: waiting to see whether its holder is alive (it refreshes it) or gone (it turns stale)',
+          ),
+      });
+    } finally {
+      this.isOpening = false;
+    }
+    this.lockLost = null;
     this.committed.clear();
     this.staged.clear();
     try {
       await removeTempFiles(this.filePath);
       const loaded = await this.load();
       const nowMs = Date.now();
+      let overdue = 0;
       for (const name of tenants) {
         if (!loaded.has(name)) loaded.set(name, freshTenantState(undefined, nowMs));
       }
       for (const [name, s] of loaded) {
         if (s.pendingAtMs !== null && s.pendingAtMs <= nowMs) {
           loaded.set(name, freshTenantState(s, nowMs));
+          overdue++;
           this.logger?.info(
             { audit: 'rotation', tenant: name, source: 'scheduled', dueAtMs: s.pendingAtMs },
             'overdue scheduled rotation applied at start',
@@ -116,12 +142,13 @@ export class FileStateStore implements StateStore {
       }
       await writeStateFileAtomic(this.filePath, loaded);
       this.writes++;
+      this.rotations += overdue;
       for (const [name, s] of loaded) {
         this.committed.set(name, s);
         this.staged.set(name, s);
       }
     } catch (err) {
-      this.lock.release();
+      await this.lock.release();
       this.lock = null;
       throw err;
     }
@@ -186,7 +213,7 @@ export class FileStateStore implements StateStore {
     while (this.flushing !== null) await this.flushing;
     this.isOpen = false;
     this.isClosing = false;
-    this.lock?.release();
+    await this.lock?.release();
     this.lock = null;
   }
 
@@ -205,6 +232,8 @@ export class FileStateStore implements StateStore {
 
   /** Resolves once everything staged before this call is on disk. */
   private persist(): Promise<void> {
+    // (checked here, not only in flushLoop: a loop that never awaits would end before `flushing` is set)
+    if (this.lockLost !== null) return Promise.reject(this.lockLost);
     this.isDirty = true;
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
     if (this.flushing === null) this.flushing = this.flushLoop();
@@ -218,6 +247,11 @@ export class FileStateStore implements StateStore {
       const waiters = this.waiters;
       this.waiters = [];
       const snapshot = new Map(this.staged);
+      if (this.lockLost !== null) {
+        // lost while the previous write was in flight
+        for (const w of waiters) w.reject(this.lockLost);
+        continue;
+      }
       try {
         await writeStateFileAtomic(this.filePath, snapshot);
       } catch (err) {
@@ -239,7 +273,9 @@ export class FileStateStore implements StateStore {
   /** Copies a durable snapshot into `committed` and tells listeners about what changed. */
   private commit(snapshot: ReadonlyMap<string, TenantState>): void {
     for (const [name, s] of snapshot) {
-      if (this.committed.get(name) === s) continue;
+      const previous = this.committed.get(name);
+      if (previous === s) continue;
+      if (previous !== undefined && previous.generation !== s.generation) this.rotations++;
       this.committed.set(name, s);
       for (const listener of this.listeners) {
         try {
@@ -249,6 +285,20 @@ export class FileStateStore implements StateStore {
         }
       }
     }
+  }
+
+  /**
+   * The lock was removed or taken over while this store held it. Another
+   * process may be writing the file now, so this one never writes it again:
+   * every later change fails with this error. Restart memgate to take the lock
+   * again.
+   */
+  private lockWasLost(err: StateError): void {
+    this.lockLost = err;
+    this.logger?.error(
+      { err, file: this.filePath },
+      'state file lock lost: no further state changes are written; restart memgate once only one uses this state file',
+    );
   }
 
   private scheduleRetry(): void {
@@ -470,7 +520,8 @@ export async function updateStateFileOffline(
   mutate: (tenants: Map<string, TenantState>) => void,
 ): Promise<ReadonlyMap<string, TenantState>> {
   const abs = path.resolve(filePath);
-  const lock = acquireStateLock(abs);
+  let lockLost: StateError | null = null;
+  const lock = await acquireStateLock(abs, { onLost: (err) => (lockLost = err) });
   try {
     await removeTempFiles(abs);
     const text = await readStateText(abs);
@@ -480,9 +531,10 @@ export async function updateStateFileOffline(
       const problem = tenantStateProblem(s);
       if (problem !== null) throw new TypeError(`updateStateFileOffline: tenant "${name}": ${problem}`);
     }
+    if (lockLost !== null) throw lockLost;
     await writeStateFileAtomic(abs, tenants);
     return tenants;
   } finally {
-    lock.release();
+    await lock.release();
   }
 }

@@ -1,179 +1,189 @@
 /**
- * An advisory lock on a state file: `<state file>.lock`, created with O_EXCL,
- * holding the owner's pid and a newline.
+ * The lock of a state file: `<state file>.lock`, a directory made and kept
+ * fresh by proper-lockfile, beside `<state file>.lock-owner`, a one-line note
+ * of who holds it (for the error message only).
  *
- * A running memgate holds it for as long as its FileStateStore is open, and
- * `memgate rotate` without a running memgate takes it for the length of one
- * update, so the two can never both write the state file.
+ * A running memgate holds it for as long as its FileStateStore is open
+ * (`memgate serve`: the whole life of the process; with --workers, the
+ * primary), and `memgate rotate` without a running memgate takes it for the
+ * length of one update, so two processes can never both write the state file.
  *
- * A lock whose pid is not alive is stale (its owner crashed) and is taken over.
- * A lock holding this process's own pid that this process does not hold is
- * stale too: in a container memgate is often pid 1 on every start, and the lock
- * left by the previous run must not block the next one.
+ * The holder touches the lock's mtime every LOCK_REFRESH_MS. A lock that has
+ * not been touched for LOCK_STALE_MS is stale (its holder crashed or hangs)
+ * and the next taker removes it. Pids play no part: two containers on one
+ * volume are both pid 1, and a pid says nothing about another pid namespace.
+ * The lock is removed on release, and by proper-lockfile's exit hook when the
+ * process exits without releasing it.
  *
- * Everything here is synchronous: it runs at open/close and in the CLI, never
- * on the hot path.
+ * If the holder loses the lock (it was removed, or taken over after the holder
+ * could not refresh it for LOCK_STALE_MS), `onLost` is called; the store then
+ * stops writing the file.
+ *
+ * This runs at open/close and in the CLI (and the refresh on a timer), never on
+ * the hot path.
  */
-import fs from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import lockfile from 'proper-lockfile';
 import { ProxyError, StateError } from '../errors.js';
 
-/** Locks held by this process, by lock path: a second open in-process must fail, not take over its own lock. */
-const heldLocks = new Set<string>();
+/** A lock whose mtime is older than this is stale and taken over (proper-lockfile's `stale`). */
+export const LOCK_STALE_MS = 10_000;
+/** How often the holder touches the lock (proper-lockfile's `update`). */
+export const LOCK_REFRESH_MS = 5_000;
 
-/** Attempts at creating the lock before giving up when stale locks keep reappearing. */
-const MAX_ATTEMPTS = 5;
-
-/** Another live process (or this one, through another store) holds the state file. */
+/** A live process (this one, or another anywhere on the volume) holds the state file. */
 export class StateLockedError extends ProxyError {
-  readonly pid: number;
   readonly lockPath: string;
+  /** the holder's note (`pid 1 on host web-2 since …`), or null when there is none */
+  readonly holder: string | null;
 
-  constructor(statePath: string, lockPath: string, pid: number) {
-    super('ERR_STATE_LOCKED', `state file is in use by memgate (pid ${pid}): ${statePath} (lock ${lockPath})`);
+  constructor(statePath: string, lockPath: string, holder: string | null, refreshedAgoMs: number | null) {
+    const who = holder === null ? 'another memgate' : `another memgate (${holder})`;
+    const fresh = refreshedAgoMs === null ? '' : `, refreshed ${formatSeconds(refreshedAgoMs)} ago`;
+    super(
+      'ERR_STATE_LOCKED',
+      `state file ${statePath} is in use by ${who}: its lock ${lockPath} is held${fresh}; ` +
+        `a lock its holder stops refreshing (a crash) is taken over after ${formatSeconds(LOCK_STALE_MS)}`,
+    );
     this.name = 'StateLockedError';
-    this.pid = pid;
     this.lockPath = lockPath;
+    this.holder = holder;
   }
 }
 
 export interface StateLock {
   readonly lockPath: string;
-  /** Removes the lock file (if it still names this process). Safe to call twice. */
-  release(): void;
+  /** Removes the lock (when it is still this process's). Safe to call twice. */
+  release(): Promise<void>;
 }
+
+export interface StateLockOptions {
+  /** Called once if the lock is lost while held (removed, or taken over as stale). */
+  readonly onLost?: (err: StateError) => void;
+  /**
+   * When the lock is held: watch it instead of failing at once. If its holder
+   * refreshes it, the holder is alive and this fails then (within about
+   * LOCK_REFRESH_MS); if nobody does, it turns stale and is taken over (within
+   * LOCK_STALE_MS). So a memgate restarted after a crash starts by itself.
+   * `memgate serve` waits; `memgate rotate` does not.
+   */
+  readonly waitForStale?: boolean;
+  /** Called once when waiting starts, with the lock's age in ms. */
+  readonly onWait?: (lockPath: string, ageMs: number) => void;
+}
+
+/** Pause between two looks at a held lock while waiting. */
+const WAIT_POLL_MS = 250;
 
 export function lockPathFor(statePath: string): string {
   return `${statePath}.lock`;
 }
 
-/** True when a process with this pid exists (EPERM: it exists but belongs to another user). */
-export function isProcessAlive(pid: number): boolean {
-  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+export function ownerPathFor(statePath: string): string {
+  return `${statePath}.lock-owner`;
 }
 
 /**
- * Takes the lock of `statePath` or throws StateLockedError naming the live
- * holder. Stale locks are taken over.
+ * Takes the lock of `statePath` (an absolute path) or throws StateLockedError
+ * naming the holder. A stale lock is taken over.
  */
-export function acquireStateLock(statePath: string): StateLock {
+export async function acquireStateLock(statePath: string, opts: StateLockOptions = {}): Promise<StateLock> {
   const lockPath = lockPathFor(statePath);
-  if (heldLocks.has(lockPath)) throw new StateLockedError(statePath, lockPath, process.pid);
-
-  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-    let fd: number;
+  let lost = false;
+  const options: lockfile.LockOptions = {
+    lockfilePath: lockPath,
+    realpath: false, // the state file need not exist yet
+    stale: LOCK_STALE_MS,
+    update: LOCK_REFRESH_MS,
+    retries: 0,
+    onCompromised: (err) => {
+      lost = true;
+      opts.onLost?.(
+        new StateError(`lost the lock ${lockPath} of state file ${statePath}: ${err.message}`, { cause: err }),
+      );
+    },
+  };
+  // bounded: a stale lock is taken over within LOCK_STALE_MS of its first sight; the rest is slack for a slow disk
+  const deadline = Date.now() + LOCK_STALE_MS + LOCK_REFRESH_MS;
+  let seenMtimeMs: number | null = null;
+  let release: () => Promise<void>;
+  for (;;) {
     try {
-      fd = fs.openSync(lockPath, 'wx', 0o644); // O_CREAT | O_EXCL | O_WRONLY
+      release = await lockfile.lock(statePath, options);
+      break;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new StateError(`cannot create lock file ${lockPath}: ${(err as Error).message}`, {
-          cause: err,
-        });
+      if ((err as NodeJS.ErrnoException).code !== 'ELOCKED' || opts.waitForStale !== true) {
+        throw await lockFailure(statePath, lockPath, err);
       }
-      const content = readLockFile(lockPath);
-      if (content === null) continue; // removed meanwhile: try again
-      const pid = parsePid(content);
-      if (pid !== null && pid !== process.pid && isProcessAlive(pid)) {
-        throw new StateLockedError(statePath, lockPath, pid);
+      const st = await fsp.stat(lockPath).catch(() => null); // null: just removed, try again
+      if (st !== null && seenMtimeMs === null) {
+        seenMtimeMs = st.mtimeMs;
+        opts.onWait?.(lockPath, Math.max(0, Date.now() - st.mtimeMs));
+      } else if ((st !== null && st.mtimeMs !== seenMtimeMs) || Date.now() > deadline) {
+        // refreshed meanwhile: its holder is alive (or another process took it over)
+        throw await lockFailure(statePath, lockPath, err);
       }
-      // Stale: its process has exited, it is our own pid from an earlier run, or it was never written.
-      removeStaleLock(lockPath, content);
-      continue;
+      await new Promise((r) => setTimeout(r, WAIT_POLL_MS));
     }
-    try {
-      fs.writeSync(fd, `${process.pid}\n`);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    heldLocks.add(lockPath);
-    return makeHandle(lockPath);
   }
-  throw new StateError(`cannot take lock file ${lockPath}: it was replaced ${MAX_ATTEMPTS} times`);
-}
-
-function makeHandle(lockPath: string): StateLock {
+  await writeOwner(statePath);
   let held = true;
   return {
     lockPath,
-    release() {
+    async release() {
       if (!held) return;
       held = false;
-      heldLocks.delete(lockPath);
-      const content = readLockFile(lockPath);
-      // Only remove a lock that is still ours (it could have been taken over as stale by mistake).
-      if (content !== null && parsePid(content) === process.pid) unlinkQuietly(lockPath);
+      if (lost) return; // someone else's lock now (or none): leave it and its owner note alone
+      await fsp.unlink(ownerPathFor(statePath)).catch(() => undefined);
+      await release().catch(() => undefined); // ERELEASED: it was lost just now
     },
   };
 }
 
-/** The lock file's text, or null when it does not exist. */
-function readLockFile(lockPath: string): string | null {
-  try {
-    return fs.readFileSync(lockPath, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new StateError(`cannot read lock file ${lockPath}: ${(err as Error).message}`, {
-      cause: err,
-    });
+/** The error for a lock that could not be taken: held by a live process, or some I/O failure. */
+async function lockFailure(statePath: string, lockPath: string, err: unknown): Promise<Error> {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ELOCKED') {
+    const st = await fsp.stat(lockPath).catch(() => null);
+    const refreshedAgoMs = st === null ? null : Math.max(0, Date.now() - st.mtimeMs);
+    return new StateLockedError(statePath, lockPath, await readOwner(statePath), refreshedAgoMs);
   }
+  if (code === 'ENOTDIR') {
+    // A plain file: the pid lock file of an earlier memgate build. Whether its pid is alive says nothing across containers.
+    return new StateError(
+      `cannot take lock ${lockPath} of state file ${statePath}: it is a file left by an older memgate; ` +
+        'remove it if no memgate uses this state file',
+      { cause: err },
+    );
+  }
+  return new StateError(`cannot create lock file ${lockPath}: ${(err as Error).message}`, { cause: err });
 }
 
-/**
- * NOTE: an empty or garbled lock file is treated as stale. The owner writes its
- * pid in the same synchronous call that creates the file, so the only way to
- * observe an empty one for long is a crash (or power loss) between the two.
- */
-function parsePid(content: string): number | null {
-  const m = /^(\d{1,10})\n?$/.exec(content);
-  if (m === null || m[1] === undefined) return null;
-  const pid = Number(m[1]);
-  return pid > 0 ? pid : null;
-}
-
-/**
- * Removes a stale lock without removing a fresh one that another process
- * created in the meantime: the lock is first renamed aside (atomic, so only
- * one taker gets it), and if what was renamed is not the stale content that
- * was judged, it is put back.
- */
-function removeStaleLock(lockPath: string, staleContent: string): void {
-  const aside = `${lockPath}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
+/** `pid 1 on host web-2 since 2026-12-03T10:52:31.000Z`, written atomically (temp + rename). */
+async function writeOwner(statePath: string): Promise<void> {
+  const owner = ownerPathFor(statePath);
+  const tmp = `${owner}.tmp-${process.pid}`;
+  const text = `pid ${process.pid} on host ${os.hostname()} since ${new Date().toISOString()}\n`;
   try {
-    fs.renameSync(lockPath, aside);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // someone else took it away first
-    throw new StateError(`cannot remove stale lock file ${lockPath}: ${(err as Error).message}`, {
-      cause: err,
-    });
-  }
-  let moved: string | null = null;
-  try {
-    moved = fs.readFileSync(aside, 'utf8');
+    await fsp.writeFile(tmp, text, { mode: 0o644 });
+    await fsp.rename(tmp, owner);
   } catch {
-    moved = null;
+    // only the error message of a second memgate would miss it
+    await fsp.unlink(tmp).catch(() => undefined);
   }
-  if (moved !== null && moved !== staleContent) {
-    // A live owner's lock was renamed by mistake: put it back unless yet another lock already exists.
-    try {
-      fs.linkSync(aside, lockPath);
-    } catch {
-      // EEXIST: a newer lock is in place; the loop in acquireStateLock will judge it.
-    }
-  }
-  unlinkQuietly(aside);
 }
 
-function unlinkQuietly(p: string): void {
+async function readOwner(statePath: string): Promise<string | null> {
   try {
-    fs.unlinkSync(p);
+    const text = (await fsp.readFile(ownerPathFor(statePath), 'utf8')).trim();
+    // one printable line only: it goes into a one-line error message
+    return /^[\x20-\x7e]{1,200}$/.test(text) ? text : null;
   } catch {
-    // already gone
+    return null;
   }
+}
+
+function formatSeconds(ms: number): string {
+  return `${Math.round(ms / 1000)}s`;
 }

@@ -14,7 +14,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { ProxyError } from '../errors.js';
+import { ErrorCode, ProxyError } from '../errors.js';
 import { FileStateStore } from './file-store.js';
 import { isGeneration, newGeneration } from './generation.js';
 
@@ -40,6 +40,13 @@ export interface StateStore {
   schedule(tenant: string, atMs: number): Promise<TenantState>;
   /** Adds tenants that appeared on config reload (fresh generations); never forgets removed ones' state. */
   addTenants(tenants: readonly string[]): Promise<void>;
+  /**
+   * Rotations this store has made since it was created: rotate(), scheduled
+   * ones when they fire, overdue ones applied at open (memgate_rotations_total).
+   * A schedule that a later one replaces is never counted. A store that only
+   * relays another's changes (cluster/ipc-store.ts) reports 0: that one counts.
+   */
+  readonly rotationsApplied: number;
   /** Called after every change (rotation, scheduled rotation fired, external reload). */
   onChange(listener: (tenant: string, state: TenantState) => void): void;
   close(): Promise<void>;
@@ -64,6 +71,12 @@ export interface StateStoreOptions {
   /** a corrupt state gives every tenant a fresh generation (and is kept aside) instead of refusing to start */
   readonly rotateAllOnCorrupt?: boolean;
   readonly logger?: Logger;
+  /**
+   * The file store, when its lock is held at open(): wait to see whether the
+   * holder is alive (it refreshes the lock: fail) or not (the lock turns stale:
+   * take it over). Default true; false fails at once (lock.ts waitForStale).
+   */
+  readonly waitForStaleLock?: boolean;
 }
 
 export type StateLocation =
@@ -84,10 +97,35 @@ export function parseStateUrl(url: string): StateLocation {
   throw new Error(`unsupported state url "${url}": use file:PATH or redis://HOST:PORT/DB`);
 }
 
+/** `state.url` names a store that does not exist yet (redis://). The message is one line, without the URL's password. */
+export class StateUnsupportedError extends ProxyError {
+  constructor(url: string) {
+    super(ErrorCode.STATE_UNSUPPORTED, `state.url ${withoutPassword(url)} is not supported yet (only file: URLs)`);
+    this.name = 'StateUnsupportedError';
+  }
+}
+
+/** The error `openStateStore` would throw for `url` because no such store exists yet, or null. */
+export function unsupportedStateUrl(url: string): StateUnsupportedError | null {
+  return parseStateUrl(url).kind === 'redis' ? new StateUnsupportedError(url) : null;
+}
+
+/** `redis://user:***@host:6379/0`: the password of a URL replaced, for messages. */
+function withoutPassword(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password === '') return url;
+    u.password = '***';
+    return u.href;
+  } catch {
+    return url.replace(/\/\/([^/@:]*):[^/@]*@/, '//$1:***@');
+  }
+}
+
 /** The store for `state.url`. Does no I/O: call `open()` next. */
 export function openStateStore(url: string, opts: StateStoreOptions = {}): StateStore {
   const where = parseStateUrl(url);
-  if (where.kind === 'redis') throw new Error('redis state store not implemented yet');
+  if (where.kind === 'redis') throw new StateUnsupportedError(url);
   return new FileStateStore(where.path, opts);
 }
 

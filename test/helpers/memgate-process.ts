@@ -20,13 +20,23 @@ export interface MemgateProcess {
   stop(): Promise<void>;
 }
 
+export interface SpawnOptions {
+  /** a command that runs memgate, e.g. `['unshare', '--pid', '--fork', '--kill-child=SIGTERM']` */
+  readonly prefix?: readonly string[];
+  /** how long to wait for `waitPort` (default 15 s; a start after kill -9 waits up to 10 s for the state lock) */
+  readonly timeoutMs?: number;
+}
+
 /** Starts `memgate serve --config <file>` and waits until `waitPort` accepts connections. */
 export async function spawnMemgate(
   configFile: string,
   waitPort: number,
   extraArgs: string[] = [],
+  opts: SpawnOptions = {},
 ): Promise<MemgateProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--config', configFile, ...extraArgs], {
+  const argv = [process.execPath, '--import', 'tsx', CLI, 'serve', '--config', configFile, ...extraArgs];
+  const [cmd = '', ...args] = [...(opts.prefix ?? []), ...argv];
+  const child = spawn(cmd, args, {
     cwd: ROOT, // so that --import tsx resolves; config and state paths are absolute
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -36,7 +46,7 @@ export async function spawnMemgate(
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   try {
     await Promise.race([
-      waitForPort('127.0.0.1', waitPort, 15_000),
+      waitForPort('127.0.0.1', waitPort, opts.timeoutMs ?? 15_000),
       exited.then(() => {
         throw new Error(`memgate exited early: ${out}`);
       }),

@@ -71,6 +71,23 @@ describe('flush_all in process', () => {
     a.close();
   });
 
+  it('counts in memgate_rotations_total a delayed flush_all when it fires, and a replaced one never', async () => {
+    const rotationsTotal = async (): Promise<number> =>
+      Number(/^memgate_rotations_total (\d+)$/m.exec(await gate.proxy.metrics.render())?.[1]);
+    const a = await TextClient.connect(gate.port(0));
+    const start = await rotationsTotal();
+    expect(await a.request('flush_all 1\r\n')).toBe('OK\r\n');
+    expect(await rotationsTotal()).toBe(start); // asked for, not made yet
+    const before = gate.proxy.store.generation('alpha');
+    for (let i = 0; i < 100 && gate.proxy.store.generation('alpha') === before; i++) await sleep(50);
+    expect(gate.proxy.store.generation('alpha')).not.toBe(before);
+    expect(await rotationsTotal()).toBe(start + 1); // fired
+
+    expect(await a.request('flush_all 60\r\nflush_all\r\n')).toBe('OK\r\nOK\r\n'); // the second replaces the first
+    expect(await rotationsTotal()).toBe(start + 2);
+    a.close();
+  });
+
   it('never brings back an earlier item over 12 consecutive rotations', async () => {
     const a = await TextClient.connect(gate.port(0));
     const generations = new Set<string>();
@@ -110,30 +127,37 @@ tenants:
     return { dir, configFile, port, statePath };
   }
 
-  it('keeps flushed data gone after kill -9 right after OK, and keeps post-flush data', async () => {
-    const { configFile, port } = await setup();
-    let gate = await spawnMemgate(configFile, port);
-    try {
-      const c = await TextClient.connect(port);
-      expect(await c.request('set before 0 0 3\r\nold\r\n')).toBe('STORED\r\n');
-      c.send('flush_all\r\n');
-      expect(await c.readUntil('\r\n')).toBe('OK\r\n');
-      await gate.kill9();
-      c.close();
-      gate = await spawnMemgate(configFile, port);
-      const c2 = await TextClient.connect(port);
-      expect(await c2.request('get before\r\n')).toBe('END\r\n');
-      expect(await c2.request('set after 0 0 3\r\nnew\r\n')).toBe('STORED\r\n');
-      await gate.kill9();
-      c2.close();
-      gate = await spawnMemgate(configFile, port);
-      const c3 = await TextClient.connect(port);
-      expect(await c3.request('get before after\r\n')).toBe('VALUE after 0 3\r\nnew\r\nEND\r\n');
-      c3.close();
-    } finally {
-      await gate.stop();
-    }
-  });
+  // each start after kill -9 waits (up to 10 s) for the killed memgate's state lock to turn stale
+  const afterKill = { timeoutMs: 30_000 };
+
+  it(
+    'keeps flushed data gone after kill -9 right after OK, and keeps post-flush data',
+    { timeout: 90_000 },
+    async () => {
+      const { configFile, port } = await setup();
+      let gate = await spawnMemgate(configFile, port);
+      try {
+        const c = await TextClient.connect(port);
+        expect(await c.request('set before 0 0 3\r\nold\r\n')).toBe('STORED\r\n');
+        c.send('flush_all\r\n');
+        expect(await c.readUntil('\r\n')).toBe('OK\r\n');
+        await gate.kill9();
+        c.close();
+        gate = await spawnMemgate(configFile, port, [], afterKill);
+        const c2 = await TextClient.connect(port);
+        expect(await c2.request('get before\r\n')).toBe('END\r\n');
+        expect(await c2.request('set after 0 0 3\r\nnew\r\n')).toBe('STORED\r\n');
+        await gate.kill9();
+        c2.close();
+        gate = await spawnMemgate(configFile, port, [], afterKill);
+        const c3 = await TextClient.connect(port);
+        expect(await c3.request('get before after\r\n')).toBe('VALUE after 0 3\r\nnew\r\nEND\r\n');
+        c3.close();
+      } finally {
+        await gate.stop();
+      }
+    },
+  );
 
   it('refuses to start on a corrupt state file, naming it, unless told to rotate everything', async () => {
     const { configFile, port, statePath } = await setup();

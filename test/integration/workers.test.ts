@@ -264,6 +264,31 @@ describe('memgate serve --workers 2', () => {
     expect(series(after, 'memgate_rotations_total') - series(before, 'memgate_rotations_total')).toBe(3);
   });
 
+  it('the primary holds the state file lock: a second memgate on the same state file is refused', async () => {
+    const statePath = path.join(dir, 'state.json');
+    expect(fs.readFileSync(`${statePath}.lock-owner`, 'utf8')).toMatch(new RegExp(`^pid ${gate.child.pid} on host `));
+    const second = path.join(dir, 'second.yaml');
+    fs.writeFileSync(
+      second,
+      `listen:
+  - { host: 127.0.0.1, port: ${await freePort()}, tenant: shop }
+upstream:
+  servers: [ "${mc.address}" ]
+state: { url: "file:${statePath}" }
+log: { level: fatal }
+tenants:
+  shop: { prefix: "wk-shop${shopPort}:" }
+`,
+    );
+    const r = await runCli(['serve', '--config', second, '--workers', '2']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `^memgate: state file ${statePath} is in use by another memgate \\(pid ${gate.child.pid} on host [^\\n]*\\n$`,
+      ),
+    );
+  });
+
   it('SIGHUP to the primary reloads every worker with the new config', async () => {
     const newsPort = await freePort();
     fs.writeFileSync(

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StateError } from '../../../src/errors.js';
 import { FileStateStore, updateStateFileOffline } from '../../../src/state/file-store.js';
 import { isGeneration } from '../../../src/state/generation.js';
-import { isProcessAlive, lockPathFor } from '../../../src/state/lock.js';
+import { LOCK_STALE_MS, lockPathFor, ownerPathFor } from '../../../src/state/lock.js';
 import { StateCorruptError, freshTenantState, type TenantState } from '../../../src/state/store.js';
 
 let dir: string;
@@ -135,7 +134,12 @@ describe('FileStateStore: open', () => {
     fs.writeFileSync(path.join(dir, 'state.json.tmp-99999-1'), '{"half');
     fs.writeFileSync(path.join(dir, 'other.json'), 'not ours');
     await openStore(['shop']);
-    expect(fs.readdirSync(dir).sort()).toEqual(['other.json', 'state.json', 'state.json.lock']);
+    expect(fs.readdirSync(dir).sort()).toEqual([
+      'other.json',
+      'state.json',
+      'state.json.lock',
+      'state.json.lock-owner',
+    ]);
   });
 
   it('refuses to open twice', async () => {
@@ -275,7 +279,7 @@ describe('FileStateStore: rotate', () => {
   it('leaves no temp files behind', async () => {
     const s = await openStore(['shop']);
     for (let i = 0; i < 5; i++) await s.rotate('shop');
-    expect(fs.readdirSync(dir).sort()).toEqual(['state.json', 'state.json.lock']);
+    expect(fs.readdirSync(dir).sort()).toEqual(['state.json', 'state.json.lock', 'state.json.lock-owner']);
   });
 
   it('rejects an unknown tenant; generation() throws for it', async () => {
@@ -428,6 +432,28 @@ describe('FileStateStore: scheduled rotations', () => {
   });
 });
 
+describe('FileStateStore: rotationsApplied (memgate_rotations_total)', () => {
+  it('counts rotations when they are made: now, a scheduled one when it fires, an overdue one at open', async () => {
+    const s = await openStore(['shop', 'blog']);
+    expect(s.rotationsApplied).toBe(0);
+    await s.rotate('shop');
+    expect(s.rotationsApplied).toBe(1);
+    await s.schedule('shop', Date.now() + 60_000); // replaced below: never fires
+    await s.schedule('shop', Date.now() + 100);
+    await s.addTenants(['news']);
+    expect(s.rotationsApplied).toBe(1);
+    const fired = s.generation('shop');
+    for (let i = 0; i < 100 && s.generation('shop') === fired; i++) await sleep(20);
+    expect(s.generation('shop')).not.toBe(fired);
+    expect(s.rotationsApplied).toBe(2);
+    await s.schedule('blog', Date.now() + 50);
+    await s.close();
+    await sleep(100);
+    const reopened = await openStore(['shop', 'blog']);
+    expect(reopened.rotationsApplied).toBe(1); // blog's, overdue at open
+  });
+});
+
 describe('FileStateStore: addTenants', () => {
   it('gives new tenants fresh generations, durably, and leaves existing ones alone', async () => {
     const s = await openStore(['shop']);
@@ -449,25 +475,49 @@ describe('FileStateStore: addTenants', () => {
 describe('FileStateStore: lock', () => {
   it('holds <file>.lock while open and releases it on close', async () => {
     const s = await openStore(['shop']);
-    expect(fs.readFileSync(lockPathFor(file), 'utf8')).toBe(`${process.pid}\n`);
+    expect(fs.statSync(lockPathFor(file)).isDirectory()).toBe(true);
+    expect(fs.readFileSync(ownerPathFor(file), 'utf8')).toContain(`pid ${process.pid} on host`);
     await s.close();
     expect(fs.existsSync(lockPathFor(file))).toBe(false);
+    expect(fs.existsSync(ownerPathFor(file))).toBe(false);
   });
 
   it('fails a second open of the same file from the same process, clearly', async () => {
     await openStore(['shop']);
-    const second = makeStore();
-    await expect(second.open(['shop'])).rejects.toThrow(`state file is in use by memgate (pid ${process.pid})`);
+    const second = makeStore({ waitForStaleLock: false });
+    await expect(second.open(['shop'])).rejects.toThrow(
+      `state file ${file} is in use by another memgate (pid ${process.pid}`,
+    );
   });
 
-  it('takes over a stale lock left by a process that has exited', async () => {
-    const dead = spawnSync(process.execPath, ['-e', '']).pid;
-    expect(dead).toBeDefined();
-    expect(isProcessAlive(dead ?? 0)).toBe(false);
-    fs.writeFileSync(lockPathFor(file), `${dead}\n`);
+  it('takes over a stale lock left by a process that crashed', async () => {
+    fs.mkdirSync(lockPathFor(file));
+    const past = new Date(Date.now() - LOCK_STALE_MS - 2000);
+    fs.utimesSync(lockPathFor(file), past, past);
     const s = await openStore(['shop']);
     expect(isGeneration(s.generation('shop'))).toBe(true);
-    expect(fs.readFileSync(lockPathFor(file), 'utf8')).toBe(`${process.pid}\n`);
+    expect(fs.statSync(lockPathFor(file)).mtimeMs).toBeGreaterThan(past.getTime() + 1000);
+  });
+
+  it('waits at open() for a held lock that nobody refreshes, then takes it over (a restart after kill -9)', async () => {
+    const { logger, lines } = captureLogger();
+    fs.mkdirSync(lockPathFor(file));
+    const past = new Date(Date.now() - LOCK_STALE_MS + 1000); // stale in about a second
+    fs.utimesSync(lockPathFor(file), past, past);
+    const s = await openStore(['shop'], { logger });
+    expect(isGeneration(s.generation('shop'))).toBe(true);
+    expect(lines.map((l) => l['msg'])).toContain(
+      'state file lock is held: waiting to see whether its holder is alive (it refreshes it) or gone (it turns stale)',
+    );
+  });
+
+  it('writes nothing more once its lock is lost: every later change fails', async () => {
+    const s = await openStore(['shop']);
+    const before = s.generation('shop');
+    (s as unknown as { lockWasLost(err: StateError): void }).lockWasLost(new StateError('lost the lock (test)'));
+    await expect(s.rotate('shop')).rejects.toThrow('lost the lock (test)');
+    expect(s.generation('shop')).toBe(before);
+    expect(readFile().tenants['shop']?.generation).toBe(before);
   });
 });
 
@@ -476,7 +526,7 @@ describe('updateStateFileOffline', () => {
     const s = await openStore(['shop']);
     const old = s.generation('shop');
     await expect(updateStateFileOffline(file, () => undefined)).rejects.toThrow(
-      `state file is in use by memgate (pid ${process.pid})`,
+      `state file ${file} is in use by another memgate (pid ${process.pid}`,
     );
     expect(readFile().tenants['shop']?.generation).toBe(old);
   });

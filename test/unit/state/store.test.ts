@@ -12,6 +12,7 @@ import {
   openStateStore,
   parseStateUrl,
   tenantStateProblem,
+  unsupportedStateUrl,
 } from '../../../src/state/store.js';
 
 describe('openStateStore', () => {
@@ -38,7 +39,16 @@ describe('openStateStore', () => {
   });
 
   it('refuses redis:// for now', () => {
-    expect(() => openStateStore('redis://127.0.0.1:6379/0', {})).toThrow('redis state store not implemented yet');
+    expect(() => openStateStore('redis://127.0.0.1:6379/0', {})).toThrow(
+      'state.url redis://127.0.0.1:6379/0 is not supported yet (only file: URLs)',
+    );
+    expect(() => openStateStore('redis://:pw@h:6379/0', {})).toThrow(
+      expect.objectContaining({ code: 'ERR_STATE_UNSUPPORTED', message: expect.not.stringContaining('pw') }),
+    );
+    expect(unsupportedStateUrl('file:/x/state.json')).toBeNull();
+    expect(unsupportedStateUrl('rediss://u:pw@h:6380/1')?.message).toBe(
+      'state.url rediss://u:***@h:6380/1 is not supported yet (only file: URLs)',
+    );
     expect(parseStateUrl('rediss://h:6380/1')).toEqual({ kind: 'redis', url: 'rediss://h:6380/1' });
   });
 
