@@ -37,6 +37,7 @@ import { checkEnforcedKeys, checkNamespacedKeys } from '../policy/key-prefix.js'
 import type { UpstreamPool } from '../upstream/pool.js';
 import { WriteBatch } from '../upstream/write-batch.js';
 import { ReplyQueue } from './reply-queue.js';
+import { requestDeadlines, type DeadlineMember } from './request-deadline.js';
 import { tenantStatsReply } from './tenant-stats.js';
 import type { TenantRegistry, TenantRuntime } from './tenants.js';
 
@@ -99,7 +100,7 @@ const FIRST_FORWARD_WINDOW = 32;
 /** One session's replies of one flush; shared, since a flush fills and writes it synchronously. */
 const replyBatch = new WriteBatch();
 
-export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
+export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, DeadlineMember {
   readonly id: number;
   readonly socket: net.Socket;
   readonly peer: string;
@@ -148,6 +149,13 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
   private limiterTenant: string | null;
   /** closes an unidentified connection that does not authenticate in time */
   private authTimer: NodeJS.Timeout | null;
+  /** monotonic ms by which the request in progress must be whole; 0 when no request is in progress */
+  requestDeadlineMs: number;
+  /** requests the parser has delivered, and how many it had when the deadline was set */
+  private received: number;
+  private receivedAtDeadline: number;
+  /** when reading last paused: time not reading is not the client's, so it moves the deadline */
+  private pausedAtMs: number;
 
   constructor(id: number, socket: net.Socket, ctx: SessionContext, tenant: TenantRuntime | null, log: Logger) {
     this.id = id;
@@ -182,6 +190,10 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     this.nowMs = performance.now();
     this.limiterTenant = tenant?.policy.name ?? null;
     this.authTimer = null;
+    this.requestDeadlineMs = 0;
+    this.received = 0;
+    this.receivedAtDeadline = 0;
+    this.pausedAtMs = 0;
     if (tenant !== null) {
       tenant.counters.currConnections++;
       tenant.counters.totalConnections++;
@@ -190,9 +202,9 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
       this.authTimer = setTimeout(() => this.onAuthTimeout(), ctx.limits.authTimeoutMs);
       this.authTimer.unref();
     }
-    // one timer per connection (not per request): idle connections and stalled requests
+    // one timer per connection (not per request) for idle connections; stalled requests: trackDeadline()
     const idle = ctx.limits.idleTimeoutMs;
-    socket.setTimeout(idle > 0 ? Math.min(idle, ctx.limits.requestTimeoutMs) : ctx.limits.requestTimeoutMs);
+    if (idle > 0) socket.setTimeout(idle);
     socket.on('timeout', () => this.onSocketTimeout());
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => {
@@ -214,6 +226,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     this.nowMs = performance.now();
     if (!this.protocolKnown) this.chooseProtocol(chunk);
     this.parser.feed(chunk);
+    if (this.requestDeadlineMs !== 0 || this.parser.isMidRequest) this.trackDeadline();
     if (this.ctx.memory.overloaded && !this.closed) {
       this.setPause(PauseReason.MEMORY_WATERMARK);
       this.ctx.memory.wait(this);
@@ -236,6 +249,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
   }
 
   onRequest(req: Request): void {
+    this.received++;
     if (this.ending) return;
     req.owner = this;
     this.queue.push(req);
@@ -249,6 +263,34 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
 
   onFatal(reply: Buffer): void {
     this.endWith(reply);
+  }
+
+  /**
+   * After a chunk: a request still incomplete gets a deadline from the chunk
+   * its first byte came in (kept while the same request goes on arriving);
+   * once none is in progress, the deadline is dropped.
+   */
+  private trackDeadline(): void {
+    if (!this.parser.isMidRequest || this.ending) {
+      this.requestDeadlineMs = 0;
+      requestDeadlines.unwatch(this);
+      return;
+    }
+    if (this.requestDeadlineMs !== 0 && this.received === this.receivedAtDeadline) return;
+    const timeoutMs = this.ctx.limits.requestTimeoutMs;
+    this.requestDeadlineMs = this.nowMs + timeoutMs;
+    this.receivedAtDeadline = this.received;
+    requestDeadlines.watch(this, timeoutMs);
+  }
+
+  /** The request in progress is not whole by its deadline: answer (the parser says how) and close. */
+  onRequestDeadline(): void {
+    if (this.pauseReasons !== 0 && !this.closed) return; // not reading: clearPause() moves the deadline
+    this.requestDeadlineMs = 0;
+    requestDeadlines.unwatch(this);
+    if (this.closed || this.ending) return;
+    this.log.info({ peer: this.peer }, 'closing a connection whose request was not received in time');
+    this.parser.expire();
   }
 
   private dispatch(req: Request): void {
@@ -629,18 +671,9 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     this.socket.destroy();
   }
 
-  /**
-   * No bytes for a while: close a stalled request (a line or a value that
-   * started and did not finish within requestTimeoutMs), or an idle
-   * connection past idleTimeoutMs with nothing owed to it.
-   */
+  /** No bytes for idleTimeoutMs: close the connection if nothing is owed to it. */
   private onSocketTimeout(): void {
     if (this.closed) return;
-    if (this.parser instanceof RequestParser && this.parser.isMidRequest) {
-      this.log.info({ peer: this.peer }, 'closing a connection whose request stalled');
-      this.socket.destroy();
-      return;
-    }
     const idle = this.ctx.limits.idleTimeoutMs;
     if (idle > 0 && this.queue.length === 0 && this.held === null) {
       this.log.debug({ peer: this.peer }, 'closing an idle connection');
@@ -724,14 +757,19 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
   // ---- pause / close ----
 
   private setPause(reason: number): void {
-    if (this.pauseReasons === 0) this.socket.pause();
+    if (this.pauseReasons === 0) {
+      this.socket.pause();
+      this.pausedAtMs = performance.now();
+    }
     this.pauseReasons |= reason;
   }
 
   private clearPause(reason: number): void {
     if ((this.pauseReasons & reason) === 0) return;
     this.pauseReasons &= ~reason;
-    if (this.pauseReasons === 0 && !this.closed && !this.ending) this.socket.resume();
+    if (this.pauseReasons !== 0) return;
+    if (this.requestDeadlineMs !== 0) this.requestDeadlineMs += performance.now() - this.pausedAtMs;
+    if (!this.closed && !this.ending) this.socket.resume();
   }
 
   /** Queues `reply` after the replies already owed, then closes. */
@@ -783,6 +821,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
     this.closed = true;
     this.queue.clear();
     if (this.authTimer !== null) clearTimeout(this.authTimer);
+    requestDeadlines.unwatch(this);
     this.ctx.memory.forget(this);
     this.ctx.connections.release(this.limiterTenant, this.socket.remoteAddress ?? '');
     if (this.tenant !== null) this.tenant.counters.currConnections--;

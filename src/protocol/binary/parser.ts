@@ -114,6 +114,7 @@ const VERSION = w('version');
 const QUIT = w('quit');
 const FLUSH_ALL = w('flush_all');
 const STATS = w('stats');
+const REQUEST_TIMED_OUT = w('request timed out');
 
 /** Writes `src` at `dst[at]`; returns the offset after it. */
 function put(dst: Buffer, at: number, src: Buffer): number {
@@ -263,6 +264,28 @@ export class BinaryRequestParser {
   /** True after onFatal: further feed() calls are ignored (until reset()). */
   get isClosed(): boolean {
     return this.state === State.CLOSED;
+  }
+
+  /**
+   * True while a packet has started but is not complete (part of its header,
+   * or of its body): the session's request deadline applies.
+   */
+  get isMidRequest(): boolean {
+    return (
+      this.state === State.FRONT || this.state === State.VALUE || (this.state === State.HEADER && this.headLen > 0)
+    );
+  }
+
+  /**
+   * The packet in progress missed its deadline: the stream cannot be
+   * resynchronised, so it ends with an EINVAL "request timed out" response
+   * (for the packet's opcode and opaque, or zeros when its header is not whole).
+   */
+  expire(): void {
+    if (!this.isMidRequest) return;
+    const b = this.pending?.binary;
+    const opcode = b?.opcode ?? (this.headLen > Offset.OPCODE ? (this.head[Offset.OPCODE] ?? 0) : 0);
+    this.fatal(binaryErrorPacket(opcode, b?.opaque ?? 0, Status.EINVAL, REQUEST_TIMED_OUT));
   }
 
   /**

@@ -18,6 +18,7 @@ export const Replies = {
   INVALID_DELTA: r('CLIENT_ERROR invalid numeric delta argument'),
   INVALID_EXPTIME: r('CLIENT_ERROR invalid exptime argument'),
   LINE_TOO_LONG: r('CLIENT_ERROR line too long'),
+  REQUEST_TIMEOUT: r('CLIENT_ERROR request timed out'),
   DUPLICATE_FLAG: r('CLIENT_ERROR duplicate flag'),
   INVALID_FLAG: r('CLIENT_ERROR invalid flag'),
   OPAQUE_TOO_LONG: r('CLIENT_ERROR opaque token too long'),

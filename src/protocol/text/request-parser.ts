@@ -201,13 +201,21 @@ export class RequestParser {
     this.endOk = true;
   }
 
-  /** True after onFatal: further feed() calls are ignored (until reset()). */
   /**
    * True while a request has started but is not complete (a partial line, or
    * a data block still arriving): the session's request deadline applies.
    */
   get isMidRequest(): boolean {
     return this.state === State.VALUE || this.state === State.VALUE_END || this.partialLen > 0;
+  }
+
+  /**
+   * The request in progress missed its deadline: the stream cannot be
+   * resynchronised (the rest of it may still come), so it ends with
+   * `CLIENT_ERROR request timed out`.
+   */
+  expire(): void {
+    if (this.isMidRequest) this.fatal(Replies.REQUEST_TIMEOUT);
   }
 
   /**
@@ -218,6 +226,7 @@ export class RequestParser {
     this.maxValueBytes = n;
   }
 
+  /** True after onFatal: further feed() calls are ignored (until reset()). */
   get isClosed(): boolean {
     return this.state === State.CLOSED;
   }
