@@ -159,6 +159,7 @@ function metaFlagsFor(syntax: Syntax): readonly [number, number] {
 
 const NOREPLY = Buffer.from('noreply', 'latin1');
 const ZERO = Buffer.from('0', 'latin1');
+const HTTP_SLASH = Buffer.from('HTTP/', 'latin1');
 const INITIAL_TOKENS = 32;
 const MIN_PARTIAL_BYTES = 256;
 const SMALL_COPY_BYTES = 32;
@@ -417,6 +418,15 @@ export class RequestParser {
     return isToken(line, this.ts(i), this.te(i), NOREPLY);
   }
 
+  /** Token `i` starts with "HTTP/" (an HTTP request line's version). */
+  private isHttpVersion(line: Buffer, i: number): boolean {
+    const start = this.ts(i);
+    return (
+      this.te(i) - start >= HTTP_SLASH.length &&
+      line.compare(HTTP_SLASH, 0, HTTP_SLASH.length, start, start + HTTP_SLASH.length) === 0
+    );
+  }
+
   private isKeyToken(line: Buffer, i: number): boolean {
     return isKey(line, this.ts(i), this.te(i), MAX_KEY_BYTES);
   }
@@ -429,6 +439,14 @@ export class RequestParser {
     req.line = line;
     const spec = this.tokenCount === 0 ? undefined : lookupCommand(line, this.ts(0), this.te(0));
     if (spec === undefined) {
+      // An HTTP request line (`POST / HTTP/1.1`): a browser or an SSRF-able web
+      // app, whose headers and body must never run as commands. memcached
+      // closes without a word (proto_text.c: an unknown command whose last
+      // token starts with "HTTP/").
+      if (this.tokenCount > 0 && this.isHttpVersion(line, this.tokenCount - 1)) {
+        this.fatal(EMPTY);
+        return;
+      }
       req.error = Replies.ERROR;
       this.sink.onRequest(req);
       return;
