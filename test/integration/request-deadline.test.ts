@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnMemcached, type MemcachedProcess } from '../helpers/spawn-memcached.js';
-import { startProxy, type RunningProxy } from '../helpers/proxy.js';
+import { oneTenantYaml, startProxy, type RunningProxy } from '../helpers/proxy.js';
 import { TextClient } from '../helpers/text-client.js';
 import { packet, storeExtras } from '../unit/protocol/binary/binary-fixtures.js';
 
@@ -21,19 +21,7 @@ let gate: RunningProxy;
 
 beforeAll(async () => {
   mc = await spawnMemcached();
-  gate = await startProxy(
-    `
-listen:
-  - { host: 127.0.0.1, port: 0, tenant: alpha }
-upstream:
-  servers: [ "\${UPSTREAM}" ]
-state: { url: "\${STATE}" }
-limits: { requestTimeoutMs: ${TIMEOUT_MS} }
-tenants:
-  alpha: { prefix: "a7Zk2:" }
-`,
-    mc.address,
-  );
+  gate = await startProxy(oneTenantYaml(`limits: { requestTimeoutMs: ${TIMEOUT_MS} }`), mc.address);
 });
 
 afterAll(async () => {
