@@ -20,6 +20,7 @@ import {
 } from '../admin/counters.js';
 import type { Logger } from 'pino';
 import { Cmd, CommandClass, COMMAND_BY_ID } from '../protocol/text/commands.js';
+import { secondsUntil } from '../protocol/text/bytes.js';
 import { Replies } from '../protocol/text/replies.js';
 import { Request, ReplyStatus, type ReplyOwner, type RequestSink } from '../protocol/text/request.js';
 import { RequestParser } from '../protocol/text/request-parser.js';
@@ -494,7 +495,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Dea
     t.counters.cmdFlush++;
     this.held = [];
     this.setPause(PauseReason.LOCAL_WORK);
-    const delay = req.delay < 0 ? 0 : req.delay;
+    const delay = secondsUntil(req.delay, Date.now()); // over 30 days: an absolute time, as in memcached
     this.ctx.flushTenant(t, delay, this.peer).then(
       () => this.afterLocalWork(req, Replies.OK, ReplyStatus.OK),
       (err: unknown) => {
