@@ -6,25 +6,13 @@
  * runs the same packets against a real memcached and through memgate and
  * compares statuses and whether the item lives.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Opcode as Op } from '../../src/protocol/binary/header.js';
-import { spawnMemcached, type MemcachedProcess } from '../helpers/spawn-memcached.js';
-import { oneTenantYaml, startProxy, type RunningProxy } from '../helpers/proxy.js';
+import { oneTenantYaml, useMemcachedAndProxy } from '../helpers/proxy.js';
 import { TextClient } from '../helpers/text-client.js';
 import { arithExtras, packet, storeExtras, u32, type PacketSpec } from '../unit/protocol/binary/binary-fixtures.js';
 
-let mc: MemcachedProcess;
-let gate: RunningProxy;
-
-beforeAll(async () => {
-  mc = await spawnMemcached();
-  gate = await startProxy(oneTenantYaml(), mc.address);
-});
-
-afterAll(async () => {
-  await gate?.stop();
-  await mc?.stop();
-});
+const env = useMemcachedAndProxy(oneTenantYaml());
 
 const THIRTY_DAYS_S = 30 * 24 * 3600;
 
@@ -61,13 +49,13 @@ async function ttl(port: number, key: string): Promise<number | null> {
 
 /** Runs `specs` (with `key` in them) both ways; returns the responses and the TTL left, from each side. */
 async function both(key: string, specs: (key: string) => PacketSpec[]) {
-  const direct = await exchange(mc.port, specs(`direct-${key}`));
-  const proxied = await exchange(gate.port(0), specs(key));
+  const direct = await exchange(env.mc.port, specs(`direct-${key}`));
+  const proxied = await exchange(env.gate.port(0), specs(key));
   return {
     direct,
     proxied,
-    directTtl: await ttl(mc.port, `direct-${key}`),
-    proxiedTtl: await ttl(gate.port(0), key),
+    directTtl: await ttl(env.mc.port, `direct-${key}`),
+    proxiedTtl: await ttl(env.gate.port(0), key),
   };
 }
 
@@ -156,7 +144,7 @@ describe('binary expirations past 2^31-1', () => {
   });
 
   it('accepts a tenant FLUSH with delay 0xffffffff and leaves the items readable, as memcached does', async () => {
-    const proxied = await exchange(gate.port(0), [
+    const proxied = await exchange(env.gate.port(0), [
       { opcode: Op.SET, key: 'before-flush', extras: storeExtras(0, 0), value: 'kept' },
       { opcode: Op.FLUSH, extras: u32(0xffffffff) },
       get('before-flush'),

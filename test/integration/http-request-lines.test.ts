@@ -5,23 +5,15 @@
  * tenant listener and after ASCII auth. Each case is sent to a real memcached
  * and through memgate, and the outcomes compared.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { hashPassword } from '../../src/policy/password.js';
-import { spawnMemcached, type MemcachedProcess } from '../helpers/spawn-memcached.js';
-import { startProxy, type RunningProxy } from '../helpers/proxy.js';
+import { useMemcachedAndProxy } from '../helpers/proxy.js';
 import { TextClient } from '../helpers/text-client.js';
 
-let mc: MemcachedProcess;
-let gate: RunningProxy;
 const TENANT = 0;
 const PASSWORD = 1;
-
-beforeAll(async () => {
-  mc = await spawnMemcached();
-  const hash = await hashPassword('shop-secret');
-  gate = await startProxy(
-    `
-listen:
+const env = useMemcachedAndProxy(
+  async () => `listen:
   - { host: 127.0.0.1, port: 0, tenant: alpha }
   - { host: 127.0.0.1, port: 0 }
 upstream:
@@ -29,16 +21,9 @@ upstream:
 state: { url: "\${STATE}" }
 tenants:
   alpha: { prefix: "a7Zk2:" }
-  shop: { prefix: "shop:", password: "${hash}" }
+  shop: { prefix: "shop:", password: "${await hashPassword('shop-secret')}" }
 `,
-    mc.address,
-  );
-});
-
-afterAll(async () => {
-  await gate?.stop();
-  await mc?.stop();
-});
+);
 
 const AUTH = 'set auth 0 0 16\r\nshop shop-secret\r\n';
 
@@ -71,26 +56,26 @@ const REQUESTS: { name: string; bytes: string }[] = [
 describe('HTTP request lines', () => {
   for (const { name, bytes } of REQUESTS) {
     it(`closes on ${name} without running what follows, as memcached does`, async () => {
-      const direct = await outcome(mc.port, bytes);
-      const tenant = await outcome(gate.port(TENANT), bytes);
+      const direct = await outcome(env.mc.port, bytes);
+      const tenant = await outcome(env.gate.port(TENANT), bytes);
       expect(direct).toEqual({ reply: '', closed: true });
       expect(tenant).toEqual(direct);
-      const d = await TextClient.connect(mc.port);
+      const d = await TextClient.connect(env.mc.port);
       expect(await d.request('get pwned\r\n')).toBe('END\r\n');
       d.close();
-      const t = await TextClient.connect(gate.port(TENANT));
+      const t = await TextClient.connect(env.gate.port(TENANT));
       expect(await t.request('get pwned\r\n')).toBe('END\r\n');
       t.close();
     });
   }
 
   it('closes on an HTTP line after ASCII auth, before its body runs', async () => {
-    const c = await TextClient.connect(gate.port(PASSWORD));
+    const c = await TextClient.connect(env.gate.port(PASSWORD));
     expect(await c.request(AUTH)).toBe('STORED\r\n');
     c.send('POST / HTTP/1.1\r\nContent-Length: 24\r\n\r\nset pwned 0 0 5\r\nowned\r\n');
     await c.waitClosed(2000);
     expect(c.take().toString('latin1')).toBe('');
-    const check = await TextClient.connect(gate.port(PASSWORD));
+    const check = await TextClient.connect(env.gate.port(PASSWORD));
     expect(await check.request(`${AUTH}get pwned\r\n`)).toBe('STORED\r\nEND\r\n');
     check.close();
   });
@@ -98,16 +83,16 @@ describe('HTTP request lines', () => {
   it('answers the requests before the HTTP line, then closes', async () => {
     const bytes = 'set before 0 0 1\r\nb\r\nPOST / HTTP/1.1\r\nset pwned 0 0 5\r\nowned\r\n';
     // NOTE: memcached closes too, and may drop the STORED it owed; memgate writes the replies owed first.
-    expect((await outcome(mc.port, bytes)).closed).toBe(true);
-    expect(await outcome(gate.port(TENANT), bytes)).toEqual({ reply: 'STORED\r\n', closed: true });
-    const t = await TextClient.connect(gate.port(TENANT));
+    expect((await outcome(env.mc.port, bytes)).closed).toBe(true);
+    expect(await outcome(env.gate.port(TENANT), bytes)).toEqual({ reply: 'STORED\r\n', closed: true });
+    const t = await TextClient.connect(env.gate.port(TENANT));
     expect(await t.request('get before pwned\r\n')).toBe('VALUE before 0 1\r\nb\r\nEND\r\n');
     t.close();
   });
 
   it('leaves a lowercase get with an HTTP-looking key to run as a get, as memcached does', async () => {
-    const c = await TextClient.connect(gate.port(TENANT));
-    const d = await TextClient.connect(mc.port);
+    const c = await TextClient.connect(env.gate.port(TENANT));
+    const d = await TextClient.connect(env.mc.port);
     expect(await c.request('get / HTTP/1.1\r\n')).toBe(await d.request('get / HTTP/1.1\r\n'));
     expect(c.closed).toBe(false);
     c.close();

@@ -5,9 +5,8 @@
  * reply at the deadline and the connection closes; a session that sends whole
  * requests, however slowly, is never cut off.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnMemcached, type MemcachedProcess } from '../helpers/spawn-memcached.js';
-import { oneTenantYaml, startProxy, type RunningProxy } from '../helpers/proxy.js';
+import { describe, expect, it } from 'vitest';
+import { oneTenantYaml, useMemcachedAndProxy } from '../helpers/proxy.js';
 import { TextClient } from '../helpers/text-client.js';
 import { packet, storeExtras } from '../unit/protocol/binary/binary-fixtures.js';
 
@@ -16,18 +15,7 @@ const TRICKLE_GAP_MS = 100;
 /** a trickle longer than this means the deadline never fired */
 const TRICKLE_MAX_BYTES = 40;
 
-let mc: MemcachedProcess;
-let gate: RunningProxy;
-
-beforeAll(async () => {
-  mc = await spawnMemcached();
-  gate = await startProxy(oneTenantYaml(`limits: { requestTimeoutMs: ${TIMEOUT_MS} }`), mc.address);
-});
-
-afterAll(async () => {
-  await gate?.stop();
-  await mc?.stop();
-});
+const env = useMemcachedAndProxy(oneTenantYaml(`limits: { requestTimeoutMs: ${TIMEOUT_MS} }`));
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -44,19 +32,19 @@ async function trickle(c: TextClient, bytes: Buffer): Promise<number> {
 
 describe('request deadline', () => {
   it('cuts off a trickling text set at the deadline, with CLIENT_ERROR request timed out', async () => {
-    const c = await TextClient.connect(gate.port(0));
+    const c = await TextClient.connect(env.gate.port(0));
     c.send('set trickled 0 0 30\r\n');
     const sent = await trickle(c, Buffer.from('x'.repeat(30) + '\r\n'));
     await c.waitClosed(3000);
     expect(c.take().toString('latin1')).toBe('CLIENT_ERROR request timed out\r\n');
     expect(sent).toBeLessThan(30); // the value never arrived whole
-    const check = await TextClient.connect(gate.port(0));
+    const check = await TextClient.connect(env.gate.port(0));
     expect(await check.request('get trickled\r\n')).toBe('END\r\n');
     check.close();
   });
 
   it('cuts off a trickling command line at the deadline', async () => {
-    const c = await TextClient.connect(gate.port(0));
+    const c = await TextClient.connect(env.gate.port(0));
     const sent = await trickle(c, Buffer.from(`get ${'k'.repeat(60)}\r\n`));
     await c.waitClosed(3000);
     expect(c.take().toString('latin1')).toBe('CLIENT_ERROR request timed out\r\n');
@@ -64,7 +52,7 @@ describe('request deadline', () => {
   });
 
   it('cuts off a trickling binary packet at the deadline, with an EINVAL response', async () => {
-    const c = await TextClient.connect(gate.port(0));
+    const c = await TextClient.connect(env.gate.port(0));
     const p = packet({
       opcode: 0x01,
       key: 'bin-trickled',
@@ -85,7 +73,7 @@ describe('request deadline', () => {
   });
 
   it('cuts off a binary header that never completes', async () => {
-    const c = await TextClient.connect(gate.port(0));
+    const c = await TextClient.connect(env.gate.port(0));
     const p = packet({ opcode: 0x0a }); // NOOP
     const sent = await trickle(c, Buffer.concat([p, p]).subarray(0, 23));
     await c.waitClosed(3000);
@@ -96,7 +84,7 @@ describe('request deadline', () => {
   });
 
   it('never cuts off a pipelined session that sends whole requests, however long it lasts', async () => {
-    const c = await TextClient.connect(gate.port(0));
+    const c = await TextClient.connect(env.gate.port(0));
     const big = 'b'.repeat(512 * 1024); // arrives in many chunks, quickly
     const started = performance.now();
     let rounds = 0;
@@ -114,7 +102,7 @@ describe('request deadline', () => {
   });
 
   it('never cuts off a binary session that idles between whole packets', async () => {
-    const c = await TextClient.connect(gate.port(0));
+    const c = await TextClient.connect(env.gate.port(0));
     for (let i = 0; i < 4; i++) {
       c.send(packet({ opcode: 0x0a, opaque: i }));
       const reply = await c.readBytes(24);

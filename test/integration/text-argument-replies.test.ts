@@ -10,23 +10,11 @@
  * digits (no '+'); meta tokens, forwarded as they are, must fit their type;
  * each meta command takes only the flags it uses; noreply never hides an error.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnMemcached, type MemcachedProcess } from '../helpers/spawn-memcached.js';
-import { oneTenantYaml, startProxy, type RunningProxy } from '../helpers/proxy.js';
+import { describe, expect, it } from 'vitest';
+import { oneTenantYaml, useMemcachedAndProxy } from '../helpers/proxy.js';
 import { TextClient } from '../helpers/text-client.js';
 
-let mc: MemcachedProcess;
-let gate: RunningProxy;
-
-beforeAll(async () => {
-  mc = await spawnMemcached();
-  gate = await startProxy(oneTenantYaml(), mc.address);
-});
-
-afterAll(async () => {
-  await gate?.stop();
-  await mc?.stop();
-});
+const env = useMemcachedAndProxy(oneTenantYaml());
 
 /** Lines whose replies do not depend on what is stored (misses, errors, STORED, OK). */
 const LINES: readonly string[] = [
@@ -133,8 +121,8 @@ const LINES: readonly string[] = [
 
 describe('text argument replies, compared with memcached', () => {
   it.each(LINES.map((l) => [JSON.stringify(l), l]))('%s gets the reply memcached gives', async (_name, line) => {
-    const direct = await TextClient.connect(mc.port);
-    const proxied = await TextClient.connect(gate.port(0));
+    const direct = await TextClient.connect(env.mc.port);
+    const proxied = await TextClient.connect(env.gate.port(0));
     const expected = await direct.request(line);
     expect(await proxied.request(line)).toBe(expected);
     expect(proxied.closed).toBe(false);
@@ -147,10 +135,10 @@ describe('text argument replies, compared with memcached', () => {
     ['ms k', 'CLIENT_ERROR bad command line format\r\n'],
     ['ms k abc', 'CLIENT_ERROR bad command line format\r\n'],
   ])('ends the stream on %j (no data length to skip), with memcached’s reply', async (line, reply) => {
-    const direct = await TextClient.connect(mc.port);
+    const direct = await TextClient.connect(env.mc.port);
     expect((await direct.request(`${line}\r\n`)).startsWith(reply)).toBe(true);
     direct.close();
-    const c = await TextClient.connect(gate.port(0));
+    const c = await TextClient.connect(env.gate.port(0));
     c.send(`${line}\r\nversion\r\n`);
     await c.waitClosed(3000);
     expect(c.take().toString('latin1')).toBe(reply);
@@ -161,7 +149,7 @@ describe("a tenant's flush_all delay, read as memcached reads it", () => {
   it.each([['-1'], ['0'], ['2592001'], ['99999999999']])(
     'rotates the generation at once for flush_all %s (now, or an absolute time that has passed)',
     async (delay) => {
-      const c = await TextClient.connect(gate.port(0));
+      const c = await TextClient.connect(env.gate.port(0));
       expect(await c.request(`set flushed-${delay} 0 0 1\r\nx\r\n`)).toBe('STORED\r\n');
       expect(await c.request(`flush_all ${delay}\r\n`)).toBe('OK\r\n');
       expect(await c.request(`get flushed-${delay}\r\n`)).toBe('END\r\n');
