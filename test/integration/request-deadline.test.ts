@@ -6,7 +6,7 @@
  * requests, however slowly, is never cut off.
  */
 import { describe, expect, it } from 'vitest';
-import { oneTenantYaml, useMemcachedAndProxy } from '../helpers/proxy.js';
+import { useMemcachedAndProxy } from '../helpers/proxy.js';
 import { TextClient } from '../helpers/text-client.js';
 import { packet, storeExtras } from '../unit/protocol/binary/binary-fixtures.js';
 
@@ -15,7 +15,20 @@ const TRICKLE_GAP_MS = 100;
 /** a trickle longer than this means the deadline never fired */
 const TRICKLE_MAX_BYTES = 40;
 
-const env = useMemcachedAndProxy(oneTenantYaml(`limits: { requestTimeoutMs: ${TIMEOUT_MS} }`));
+const SLOW = 1;
+// NOTE: maxKeysPerGet 1 keeps the ops burst at 1 (a burst below maxKeysPerGet is raised to it)
+const env = useMemcachedAndProxy(`
+listen:
+  - { host: 127.0.0.1, port: 0, tenant: alpha }
+  - { host: 127.0.0.1, port: 0, tenant: slow }
+upstream:
+  servers: [ "\${UPSTREAM}" ]
+state: { url: "\${STATE}" }
+limits: { requestTimeoutMs: ${TIMEOUT_MS} }
+tenants:
+  alpha: { prefix: "a7Zk2:" }
+  slow: { prefix: "s:", limits: { opsPerSecond: 1, burst: 1, maxKeysPerGet: 1, overLimit: delay, maxDelayMs: 5000 } }
+`);
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -98,6 +111,20 @@ describe('request deadline', () => {
     }
     expect(c.closed).toBe(false);
     expect(rounds).toBeGreaterThan(2);
+    c.close();
+  });
+
+  it('does not count time memgate is not reading (a request held over the rate limit) against the client', async () => {
+    const c = await TextClient.connect(env.gate.port(SLOW));
+    // the second get waits about a second for budget (longer than the deadline) with reading paused; the set
+    // that started in the same chunk is finished a third of the deadline after that get is answered: well
+    // within the deadline once the paused second is not counted, past it if it were
+    c.send('get a\r\nget b\r\nset held 0 0 5\r\nab');
+    expect(await c.readUntil('END\r\nEND\r\n', 5000)).toBe('END\r\nEND\r\n');
+    await sleep(TIMEOUT_MS / 3);
+    c.send('cde\r\n');
+    expect(await c.readUntil('\r\n', 5000)).toBe('STORED\r\n');
+    expect(c.closed).toBe(false);
     c.close();
   });
 
