@@ -8,7 +8,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Opcode as Op } from '../../src/protocol/binary/header.js';
-import { oneTenantYaml, useMemcachedAndProxy } from '../helpers/proxy.js';
+import { useMemcachedAndProxy } from '../helpers/memcached-and-proxy.js';
+import { oneTenantYaml } from '../helpers/proxy.js';
 import { TextClient } from '../helpers/text-client.js';
 import { arithExtras, packet, storeExtras, u32, type PacketSpec } from '../unit/protocol/binary/binary-fixtures.js';
 

@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { hashPassword } from '../../src/policy/password.js';
-import { useMemcachedAndProxy } from '../helpers/proxy.js';
+import { useMemcachedAndProxy } from '../helpers/memcached-and-proxy.js';
 import { TextClient } from '../helpers/text-client.js';
 
 const TENANT = 0;

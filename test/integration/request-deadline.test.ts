@@ -6,7 +6,7 @@
  * requests, however slowly, is never cut off.
  */
 import { describe, expect, it } from 'vitest';
-import { useMemcachedAndProxy } from '../helpers/proxy.js';
+import { useMemcachedAndProxy } from '../helpers/memcached-and-proxy.js';
 import { TextClient } from '../helpers/text-client.js';
 import { packet, storeExtras } from '../unit/protocol/binary/binary-fixtures.js';
 

@@ -11,7 +11,8 @@
  * each meta command takes only the flags it uses; noreply never hides an error.
  */
 import { describe, expect, it } from 'vitest';
-import { oneTenantYaml, useMemcachedAndProxy } from '../helpers/proxy.js';
+import { useMemcachedAndProxy } from '../helpers/memcached-and-proxy.js';
+import { oneTenantYaml } from '../helpers/proxy.js';
 import { TextClient } from '../helpers/text-client.js';
 
 const env = useMemcachedAndProxy(oneTenantYaml());
