@@ -114,7 +114,6 @@ const LINES: readonly string[] = [
   'ms k 1 MSS\r\nx\r\n',
   'ms k 1 MZ\r\nx\r\n',
   // other
-  'version junk\r\n',
   'mn junk\r\n',
   'get\r\n',
   'gets\r\n',
@@ -143,6 +142,17 @@ describe('text argument replies, compared with memcached', () => {
     c.send(`${line}\r\nversion\r\n`);
     await c.waitClosed(3000);
     expect(c.take().toString('latin1')).toBe(reply);
+  });
+});
+
+describe('extra tokens after commands that take none', () => {
+  it('answers version junk with a VERSION line, as memcached does', async () => {
+    for (const port of [env.mc.port, env.gate.port(0)]) {
+      const c = await TextClient.connect(port);
+      c.send('version junk\r\nmn\r\n');
+      expect(await c.readUntil('MN\r\n')).toMatch(/^VERSION \S+\r\nMN\r\n$/);
+      c.close();
+    }
   });
 });
 
