@@ -21,14 +21,17 @@
  * - numbers are plain digits (memcached's strtol also takes '+', '0x'…);
  *   a text exptime or flags past 32 bits wraps as memcached's does
  *   (bytes.ts parseExptime, parseFlags), but meta tokens, forwarded as they
- *   are, must fit their type;
+ *   are, must fit their type (memcached wraps those too);
  * - a storage command with a bad key, flags or exptime has its value
  *   swallowed (memcached reads that value as commands);
  * - set/cas without a <bytes> token and ms without a <datalen> end the
  *   stream (memcached answers and reads on, out of step with the client);
- * - meta O and M tokens may not hold control bytes.
+ * - meta O and M tokens may not hold control bytes, and each meta command
+ *   takes only the flags it uses (memcached ignores any flag it knows);
+ * - `noreply` hides success replies only (memcached hides its errors too).
+ * An HTTP request line ends the stream without a reply, as in memcached.
  *
- * NOTE: about 700 lines: the meta flag tables sit next to the code that
+ * NOTE: nearly 800 lines: the meta flag tables sit next to the code that
  * reads them.
  */
 import { Syntax, lookupCommand } from './commands.js';
