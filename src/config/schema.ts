@@ -311,7 +311,7 @@ const limitsSchema = z.strictObject({
     .default(0)
     .describe('close a connection with nothing owed that sends nothing for this long, in milliseconds; 0 = never'),
   requestTimeoutMs: positiveInt(
-    'time allowed to finish sending a request line or a value once started, in milliseconds; past it the connection is closed',
+    'deadline for a request to arrive whole (text line and value, binary header and body) from its first byte, in milliseconds; past it the client gets CLIENT_ERROR request timed out (binary: status 0x04) and the connection is closed',
   ).default(30_000),
   authTimeoutMs: positiveInt(
     'time an unidentified connection has to authenticate, in milliseconds; past it the connection is closed',

@@ -20,6 +20,7 @@ import {
 } from '../admin/counters.js';
 import type { Logger } from 'pino';
 import { Cmd, CommandClass, COMMAND_BY_ID } from '../protocol/text/commands.js';
+import { secondsUntil } from '../protocol/text/bytes.js';
 import { Replies } from '../protocol/text/replies.js';
 import { Request, ReplyStatus, type ReplyOwner, type RequestSink } from '../protocol/text/request.js';
 import { RequestParser } from '../protocol/text/request-parser.js';
@@ -40,6 +41,7 @@ import { endAndRelease } from './close.js';
 import { isMultiGet, MultiGet, type MultiGetHost } from './multiget.js';
 import { ReplyQueue } from './reply-queue.js';
 import { deferTenantStats, noteVersionReply, STATS_AT_FLUSH, tenantStatsReply } from './tenant-stats.js';
+import { requestDeadlines, type DeadlineMember } from './request-deadline.js';
 import type { TenantRegistry, TenantRuntime } from './tenants.js';
 
 export const PauseReason = {
@@ -105,7 +107,7 @@ const PRE_AUTH_LINE_BYTES = 1024;
 /** One session's replies of one flush; shared, since a flush fills and writes it synchronously. */
 const replyBatch = new WriteBatch();
 
-export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, MultiGetHost {
+export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, MultiGetHost, DeadlineMember {
   readonly id: number;
   readonly socket: net.Socket;
   readonly peer: string;
@@ -158,6 +160,13 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
   private limiterTenant: string | null;
   /** closes an unidentified connection that does not authenticate in time */
   private authTimer: NodeJS.Timeout | null;
+  /** monotonic ms by which the request in progress must be whole; 0 when no request is in progress */
+  requestDeadlineMs: number;
+  /** requests the parser has delivered, and how many it had when the deadline was set */
+  private received: number;
+  private receivedAtDeadline: number;
+  /** when reading last paused: time not reading is not the client's, so it moves the deadline */
+  private pausedAtMs: number;
 
   constructor(id: number, socket: net.Socket, ctx: SessionContext, tenant: TenantRuntime | null, log: Logger) {
     this.id = id;
@@ -195,6 +204,10 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
     this.nowMs = performance.now();
     this.limiterTenant = tenant?.policy.name ?? null;
     this.authTimer = null;
+    this.requestDeadlineMs = 0;
+    this.received = 0;
+    this.receivedAtDeadline = 0;
+    this.pausedAtMs = 0;
     if (tenant !== null) {
       tenant.counters.currConnections++;
       tenant.counters.totalConnections++;
@@ -203,9 +216,9 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
       this.authTimer = setTimeout(() => this.onAuthTimeout(), ctx.limits.authTimeoutMs);
       this.authTimer.unref();
     }
-    // one timer per connection (not per request): idle connections and stalled requests
+    // one timer per connection (not per request) for idle connections; stalled requests: trackDeadline()
     const idle = ctx.limits.idleTimeoutMs;
-    socket.setTimeout(idle > 0 ? Math.min(idle, ctx.limits.requestTimeoutMs) : ctx.limits.requestTimeoutMs);
+    if (idle > 0) socket.setTimeout(idle);
     socket.on('timeout', () => this.onSocketTimeout());
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => {
@@ -227,6 +240,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
     this.nowMs = performance.now();
     if (!this.protocolKnown) this.chooseProtocol(chunk);
     this.parser.feed(chunk);
+    if (this.requestDeadlineMs !== 0 || this.parser.isMidRequest) this.trackDeadline();
     if (this.ctx.memory.overloaded && !this.closed) {
       this.setPause(PauseReason.MEMORY_WATERMARK);
       this.ctx.memory.wait(this);
@@ -271,6 +285,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
   }
 
   onRequest(req: Request): void {
+    this.received++;
     if (this.ending) return;
     req.owner = this;
     this.queue.push(req);
@@ -284,6 +299,34 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
 
   onFatal(reply: Buffer): void {
     this.endWith(reply);
+  }
+
+  /**
+   * After a chunk: a request still incomplete gets a deadline from the chunk
+   * its first byte came in (kept while the same request goes on arriving);
+   * once none is in progress, the deadline is dropped.
+   */
+  private trackDeadline(): void {
+    if (!this.parser.isMidRequest || this.ending) {
+      this.requestDeadlineMs = 0;
+      requestDeadlines.unwatch(this);
+      return;
+    }
+    if (this.requestDeadlineMs !== 0 && this.received === this.receivedAtDeadline) return;
+    const timeoutMs = this.ctx.limits.requestTimeoutMs;
+    this.requestDeadlineMs = this.nowMs + timeoutMs;
+    this.receivedAtDeadline = this.received;
+    requestDeadlines.watch(this, timeoutMs);
+  }
+
+  /** The request in progress is not whole by its deadline: answer (the parser says how) and close. */
+  onRequestDeadline(): void {
+    if (this.pauseReasons !== 0 && !this.closed) return; // not reading: clearPause() moves the deadline
+    this.requestDeadlineMs = 0;
+    requestDeadlines.unwatch(this);
+    if (this.closed || this.ending) return;
+    this.log.info({ peer: this.peer }, 'closing a connection whose request was not received in time');
+    this.parser.expire();
   }
 
   private dispatch(req: Request): void {
@@ -531,7 +574,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
     t.counters.cmdFlush++;
     this.held = [];
     this.setPause(PauseReason.LOCAL_WORK);
-    const delay = req.delay < 0 ? 0 : req.delay;
+    const delay = secondsUntil(req.delay, Date.now()); // over 30 days: an absolute time, as in memcached
     this.ctx.flushTenant(t, delay, this.peer).then(
       () => this.afterLocalWork(req, Replies.OK, ReplyStatus.OK),
       (err: unknown) => {
@@ -748,18 +791,9 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
     this.socket.destroy();
   }
 
-  /**
-   * No bytes for a while: close a stalled request (a line or a value that
-   * started and did not finish within requestTimeoutMs), or an idle
-   * connection past idleTimeoutMs with nothing owed to it.
-   */
+  /** No bytes for idleTimeoutMs: close the connection if nothing is owed to it. */
   private onSocketTimeout(): void {
     if (this.closed) return;
-    if (this.parser instanceof RequestParser && this.parser.isMidRequest) {
-      this.log.info({ peer: this.peer }, 'closing a connection whose request stalled');
-      this.socket.destroy();
-      return;
-    }
     const idle = this.ctx.limits.idleTimeoutMs;
     if (idle > 0 && this.queue.length === 0 && this.held === null) {
       this.log.debug({ peer: this.peer }, 'closing an idle connection');
@@ -847,14 +881,19 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
   // ---- pause / close ----
 
   private setPause(reason: number): void {
-    if (this.pauseReasons === 0) this.socket.pause();
+    if (this.pauseReasons === 0) {
+      this.socket.pause();
+      this.pausedAtMs = performance.now();
+    }
     this.pauseReasons |= reason;
   }
 
   private clearPause(reason: number): void {
     if ((this.pauseReasons & reason) === 0) return;
     this.pauseReasons &= ~reason;
-    if (this.pauseReasons === 0 && !this.closed && !this.ending) this.socket.resume();
+    if (this.pauseReasons !== 0) return;
+    if (this.requestDeadlineMs !== 0) this.requestDeadlineMs += performance.now() - this.pausedAtMs;
+    if (!this.closed && !this.ending) this.socket.resume();
   }
 
   /** Queues `reply` after the replies already owed, then closes. */
@@ -907,6 +946,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
     this.multi?.abandon();
     this.multi = null;
     if (this.authTimer !== null) clearTimeout(this.authTimer);
+    requestDeadlines.unwatch(this);
     this.ctx.memory.forget(this);
     // the listener releases the connection itself (counted at TCP accept) when the socket closes
     if (this.limiterTenant !== null) this.ctx.connections.detachTenant(this.limiterTenant);

@@ -69,3 +69,17 @@ tenants:
   ops: { admin: true }
   gamma: { prefix: "g:", mode: enforce, prefixes: [ "gamma:", "g2:" ] }
 `;
+
+/** One namespace tenant, alpha, on listener 0; `extra` is more top-level YAML (e.g. a `limits:` line). */
+export function oneTenantYaml(extra = ''): string {
+  return `
+listen:
+  - { host: 127.0.0.1, port: 0, tenant: alpha }
+upstream:
+  servers: [ "\${UPSTREAM}" ]
+state: { url: "\${STATE}" }
+${extra}
+tenants:
+  alpha: { prefix: "a7Zk2:" }
+`;
+}

@@ -38,8 +38,13 @@
  *   maxValueBytes                        SERVER_ERROR object too large for cache → E2BIG
  *   extras + key over the body, wrong
  *   extras/key/value for the opcode, key
- *   over maxKeyBytes, exptime or delay
- *   over 2^31-1                          CLIENT_ERROR bad command line format → EINVAL
+ *   over maxKeyBytes                     CLIENT_ERROR bad command line format → EINVAL
+ * Expirations and the FLUSH delay are uint32s, which memcached reads with
+ * realtime(): 0 never, up to 30 days relative, beyond that absolute Unix time
+ * (0xffffffff is early 2106). The meta T/N tokens they become are int32s in
+ * memcached, so a value past 2^31-1 (an absolute time after 2038-01-19) is
+ * written as 2^31-1, the latest time a meta token can say: the item lives,
+ * as it does in memcached's binary protocol (see metaExptime).
  * Where memgate differs from memcached on purpose: memcached closes the
  * connection after EINVAL and after a key over 250 bytes; memgate answers and
  * reads on, in step with the client.
@@ -114,6 +119,7 @@ const VERSION = w('version');
 const QUIT = w('quit');
 const FLUSH_ALL = w('flush_all');
 const STATS = w('stats');
+const REQUEST_TIMED_OUT = w('request timed out');
 
 /** Writes `src` at `dst[at]`; returns the offset after it. */
 function put(dst: Buffer, at: number, src: Buffer): number {
@@ -172,6 +178,16 @@ function writeUint64At(dst: Buffer, o: number, buf: Buffer, at: number): number 
 function isZero8(buf: Buffer, at: number): boolean {
   for (let i = at; i < at + 8; i++) if (buf[i] !== 0) return false;
   return true;
+}
+
+/**
+ * A binary expiration (uint32) as the int32 a meta T/N token or a text
+ * flush_all delay carries, with the same meaning in memcached: values up to
+ * 2^31-1 are the same number; later absolute times become 2^31-1 (memcached
+ * would truncate a larger token to a negative int32, which expires at once).
+ */
+export function metaExptime(exptime: number): number {
+  return exptime > INT32_MAX ? INT32_MAX : exptime;
 }
 
 /** The command id a request of this opcode becomes. */
@@ -275,6 +291,28 @@ export class BinaryRequestParser {
    */
   setFatalBodyBytes(n: number): void {
     this.fatalBodyBytes = n;
+  }
+
+  /**
+   * True while a packet has started but is not complete (part of its header,
+   * or of its body): the session's request deadline applies.
+   */
+  get isMidRequest(): boolean {
+    return (
+      this.state === State.FRONT || this.state === State.VALUE || (this.state === State.HEADER && this.headLen > 0)
+    );
+  }
+
+  /**
+   * The packet in progress missed its deadline: the stream cannot be
+   * resynchronised, so it ends with an EINVAL "request timed out" response
+   * (for the packet's opcode and opaque, or zeros when its header is not whole).
+   */
+  expire(): void {
+    if (!this.isMidRequest) return;
+    const b = this.pending?.binary;
+    const opcode = b?.opcode ?? (this.headLen > Offset.OPCODE ? (this.head[Offset.OPCODE] ?? 0) : 0);
+    this.fatal(binaryErrorPacket(opcode, b?.opaque ?? 0, Status.EINVAL, REQUEST_TIMED_OUT));
   }
 
   /**
@@ -611,10 +649,7 @@ export class BinaryRequestParser {
   private writeGet(req: Request, buf: Buffer, at: number, ks: number, ke: number): Buffer | null {
     const kind = this.kind;
     let exptime = 0;
-    if (kind !== OpKind.GET) {
-      exptime = buf.readUInt32BE(at);
-      if (exptime > INT32_MAX) return Replies.BAD_FORMAT;
-    }
+    if (kind !== OpKind.GET) exptime = metaExptime(buf.readUInt32BE(at));
     let o = put(this.scratch, 0, MG_);
     o = this.writeKey(req, o, buf, ks, ke);
     o = this.flagBase64(req, o);
@@ -637,8 +672,7 @@ export class BinaryRequestParser {
     let exptime = 0;
     if (isStore) {
       flags = buf.readUInt32BE(at);
-      exptime = buf.readUInt32BE(at + 4);
-      if (exptime > INT32_MAX) return Replies.BAD_FORMAT;
+      exptime = metaExptime(buf.readUInt32BE(at + 4));
     }
     const dst = this.scratch;
     let o = put(dst, 0, MS_);
@@ -679,9 +713,9 @@ export class BinaryRequestParser {
    * (protocol_binary.h); any other creates it with `initial`.
    */
   private writeArith(req: Request, buf: Buffer, at: number, ks: number, ke: number): Buffer | null {
-    const exptime = buf.readUInt32BE(at + 16);
-    const create = exptime !== UINT32_MAX;
-    if (create && exptime > INT32_MAX) return Replies.BAD_FORMAT;
+    const raw = buf.readUInt32BE(at + 16);
+    const create = raw !== UINT32_MAX;
+    const exptime = metaExptime(raw);
     let o = put(this.scratch, 0, MA_);
     o = this.writeKey(req, o, buf, ks, ke);
     o = this.flagBase64(req, o);
@@ -705,8 +739,7 @@ export class BinaryRequestParser {
       req.line = FLUSH_ALL;
       return null;
     }
-    const delay = buf.readUInt32BE(at);
-    if (delay > INT32_MAX) return Replies.BAD_FORMAT;
+    const delay = metaExptime(buf.readUInt32BE(at));
     const dst = this.scratch;
     let o = put(dst, 0, FLUSH_ALL);
     dst[o++] = SP;

@@ -65,6 +65,76 @@ export function parseSigned(buf: Buffer, start: number, end: number, min: number
   return parseUnsigned(buf, start, end, max);
 }
 
+const TWO_32 = 0x1_0000_0000;
+/** 2^63 - 1 and 2^63: the largest magnitudes strtol takes on a 64-bit system. */
+const INT64_MAX_DIGITS = Buffer.from('9223372036854775807', 'latin1');
+const INT64_MIN_DIGITS = Buffer.from('9223372036854775808', 'latin1');
+
+/**
+ * Digits `buf[start, end)` (leading zeros allowed) as a number no larger than
+ * `limit` (the digits of 2^63-1, 2^63 or 2^64-1), reduced mod 2^32; or
+ * NO_NUMBER when there is no digit, a non-digit, or the value is past `limit`.
+ */
+function digitsMod32(buf: Buffer, start: number, end: number, limit: Buffer): number {
+  if (start >= end) return NO_NUMBER;
+  let lo = 0;
+  let first = end; // the first significant digit
+  for (let i = start; i < end; i++) {
+    const d = (buf[i] ?? 0) - DIGIT_0;
+    if (d < 0 || d > 9) return NO_NUMBER;
+    if (first === end && d !== 0) first = i;
+    lo = (lo * 10 + d) % TWO_32; // < 2^36 before the reduction: exact
+  }
+  const n = end - first;
+  if (n > limit.length) return NO_NUMBER;
+  if (n === limit.length) {
+    for (let i = 0; i < n; i++) {
+      const diff = (buf[first + i] ?? 0) - (limit[i] ?? 0);
+      if (diff !== 0) return diff < 0 ? lo : NO_NUMBER;
+    }
+  }
+  return lo;
+}
+
+/**
+ * A text exptime or flush_all delay as memcached reads it (util.c safe_strtol
+ * on a 64-bit system: strtol to a 64-bit long, then kept as an int32): an
+ * optional '-', digits within ±2^63, the result wrapped to int32 (so
+ * 4294967295 is -1, which memcached takes as "expired"). NO_NUMBER otherwise.
+ * NOTE: memcached's strtol also takes a leading '+' or spaces; memgate reads
+ * plain digits only.
+ */
+export function parseExptime(buf: Buffer, start: number, end: number): number {
+  const negative = start < end && buf[start] === MINUS;
+  const lo = digitsMod32(buf, negative ? start + 1 : start, end, negative ? INT64_MIN_DIGITS : INT64_MAX_DIGITS);
+  if (lo === NO_NUMBER) return NO_NUMBER;
+  const v = negative ? (TWO_32 - lo) % TWO_32 : lo;
+  return v > INT32_MAX ? v - TWO_32 : v;
+}
+
+/** memcached's REALTIME_MAXDELTA: an exptime or delay past 30 days is an absolute Unix time. */
+export const MAX_RELATIVE_EXPTIME_S = 30 * 24 * 3600;
+
+/**
+ * Seconds from now until an exptime or flush_all delay comes, as memcached's
+ * realtime() reads it: 0 or less is now, up to 30 days is relative, beyond
+ * that an absolute Unix time (now if it has passed).
+ */
+export function secondsUntil(exptime: number, nowUnixMs: number): number {
+  if (exptime <= 0) return 0;
+  if (exptime <= MAX_RELATIVE_EXPTIME_S) return exptime;
+  return Math.max(0, exptime - Math.floor(nowUnixMs / 1000));
+}
+
+/**
+ * Text client flags or a verbosity level as memcached reads them (util.c
+ * safe_strtoul on a 64-bit system): digits within 2^64-1, kept as a uint32
+ * (so 4294967296 is 0). NO_NUMBER otherwise.
+ */
+export function parseFlags(buf: Buffer, start: number, end: number): number {
+  return digitsMod32(buf, start, end, UINT64_MAX_DIGITS);
+}
+
 /** exptime and meta T/N tokens: an optional '-', then digits, within int32. */
 export function parseInt32(buf: Buffer, start: number, end: number): number {
   return parseSigned(buf, start, end, INT32_MIN, INT32_MAX);

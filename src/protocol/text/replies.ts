@@ -18,8 +18,12 @@ export const Replies = {
   INVALID_DELTA: r('CLIENT_ERROR invalid numeric delta argument'),
   INVALID_EXPTIME: r('CLIENT_ERROR invalid exptime argument'),
   LINE_TOO_LONG: r('CLIENT_ERROR line too long'),
+  REQUEST_TIMEOUT: r('CLIENT_ERROR request timed out'),
   DUPLICATE_FLAG: r('CLIENT_ERROR duplicate flag'),
   INVALID_FLAG: r('CLIENT_ERROR invalid flag'),
+  /** md and ma: memcached's one text for every flag problem it finds while reading their flags */
+  INVALID_OR_DUPLICATE_FLAG: r('CLIENT_ERROR invalid or duplicate flag'),
+  BAD_MODE_LENGTH: r('CLIENT_ERROR incorrect length for M token'),
   OPAQUE_TOO_LONG: r('CLIENT_ERROR opaque token too long'),
   BAD_TOKEN: r('CLIENT_ERROR bad token in command line format'),
   KEY_ENCODING: r('CLIENT_ERROR error decoding key'),

@@ -19,20 +19,25 @@
  * protocol.txt is the authority on syntax. Where memgate differs from
  * memcached on purpose:
  * - numbers are plain digits (memcached's strtol also takes '+', '0x'…);
+ *   a text exptime or flags past 32 bits wraps as memcached's does
+ *   (bytes.ts parseExptime, parseFlags), but meta tokens, forwarded as they
+ *   are, must fit their type (memcached wraps those too);
  * - a storage command with a bad key, flags or exptime has its value
  *   swallowed (memcached reads that value as commands);
  * - set/cas without a <bytes> token and ms without a <datalen> end the
  *   stream (memcached answers and reads on, out of step with the client);
- * - meta O and M tokens may not hold control bytes.
+ * - meta O and M tokens may not hold control bytes, and each meta command
+ *   takes only the flags it uses (memcached ignores any flag it knows);
+ * - `noreply` hides success replies only (memcached hides its errors too).
+ * An HTTP request line ends the stream without a reply, as in memcached.
  *
- * NOTE: about 700 lines: the meta flag tables sit next to the code that
+ * NOTE: nearly 800 lines: the meta flag tables sit next to the code that
  * reads them.
  */
 import { Syntax, lookupCommand } from './commands.js';
 import { base64DecodedLength } from './base64.js';
 import {
   CR,
-  INT32_MAX,
   LF,
   LOWER_A,
   LOWER_Z,
@@ -47,6 +52,8 @@ import {
   isPrintable,
   isToken,
   isUint64,
+  parseExptime,
+  parseFlags,
   parseInt32,
   parseUnsigned,
 } from './bytes.js';
@@ -181,6 +188,7 @@ const GATS_ = Buffer.from('gats ', 'latin1');
 
 const NOREPLY = Buffer.from('noreply', 'latin1');
 const ZERO = Buffer.from('0', 'latin1');
+const HTTP_SLASH = Buffer.from('HTTP/', 'latin1');
 const INITIAL_TOKENS = 32;
 const MIN_PARTIAL_BYTES = 256;
 const SMALL_COPY_BYTES = 32;
@@ -226,13 +234,21 @@ export class RequestParser {
     this.endOk = true;
   }
 
-  /** True after onFatal: further feed() calls are ignored (until reset()). */
   /**
    * True while a request has started but is not complete (a partial line, or
    * a data block still arriving): the session's request deadline applies.
    */
   get isMidRequest(): boolean {
     return this.state === State.VALUE || this.state === State.VALUE_END || this.partialLen > 0;
+  }
+
+  /**
+   * The request in progress missed its deadline: the stream cannot be
+   * resynchronised (the rest of it may still come), so it ends with
+   * `CLIENT_ERROR request timed out`.
+   */
+  expire(): void {
+    if (this.isMidRequest) this.fatal(Replies.REQUEST_TIMEOUT);
   }
 
   /**
@@ -256,6 +272,7 @@ export class RequestParser {
     this.oversizeFatal = bound === null ? null : bound.reply;
   }
 
+  /** True after onFatal: further feed() calls are ignored (until reset()). */
   get isClosed(): boolean {
     return this.state === State.CLOSED;
   }
@@ -479,6 +496,15 @@ export class RequestParser {
     return isToken(line, this.ts(i), this.te(i), NOREPLY);
   }
 
+  /** Token `i` starts with "HTTP/" (an HTTP request line's version). */
+  private isHttpVersion(line: Buffer, i: number): boolean {
+    const start = this.ts(i);
+    return (
+      this.te(i) - start >= HTTP_SLASH.length &&
+      line.compare(HTTP_SLASH, 0, HTTP_SLASH.length, start, start + HTTP_SLASH.length) === 0
+    );
+  }
+
   private isKeyToken(line: Buffer, i: number): boolean {
     return isKey(line, this.ts(i), this.te(i), MAX_KEY_BYTES);
   }
@@ -491,6 +517,14 @@ export class RequestParser {
     req.line = line;
     const spec = this.tokenCount === 0 ? undefined : lookupCommand(line, this.ts(0), this.te(0));
     if (spec === undefined) {
+      // An HTTP request line (`POST / HTTP/1.1`): a browser or an SSRF-able web
+      // app, whose headers and body must never run as commands. memcached
+      // closes without a word (proto_text.c: an unknown command whose last
+      // token starts with "HTTP/").
+      if (this.tokenCount > 0 && this.isHttpVersion(line, this.tokenCount - 1)) {
+        this.fatal(EMPTY);
+        return;
+      }
       req.error = Replies.ERROR;
       this.sink.onRequest(req);
       return;
@@ -537,7 +571,9 @@ export class RequestParser {
       case Syntax.META_DELETE:
       case Syntax.META_ARITH:
       case Syntax.META_DEBUG:
-        req.error = this.tokenCount < 2 ? Replies.BAD_FORMAT : this.parseMeta(req, spec.syntax, 2);
+        // without a key: ERROR, as memcached (me: its bad command line format)
+        if (this.tokenCount >= 2) req.error = this.parseMeta(req, spec.syntax, 2);
+        else req.error = spec.syntax === Syntax.META_DEBUG ? Replies.BAD_FORMAT : Replies.ERROR;
         break;
       default:
         // NO_ARGS (version, quit, mn): memcached ignores extra tokens.
@@ -557,13 +593,13 @@ export class RequestParser {
     return null;
   }
 
-  /** gat|gats <exptime> <key>+ */
+  /** gat|gats <exptime> <key>*: without keys, memcached answers a bare END. */
   private parseGat(req: Request): Buffer | null {
-    if (this.tokenCount < 3) return Replies.ERROR;
-    const exptime = parseInt32(req.line, this.ts(1), this.te(1));
+    if (this.tokenCount < 2) return Replies.ERROR;
+    const exptime = parseExptime(req.line, this.ts(1), this.te(1));
     if (exptime === NO_NUMBER) return Replies.INVALID_EXPTIME;
     req.exptime = exptime;
-    return this.parseKeys(req, 2);
+    return this.tokenCount === 2 ? Replies.END : this.parseKeys(req, 2);
   }
 
   /**
@@ -595,10 +631,10 @@ export class RequestParser {
     const line = req.line;
     if (!this.isKeyToken(line, 1)) return Replies.BAD_FORMAT;
     req.keys.push(this.ts(1), this.te(1));
-    const flags = parseUnsigned(line, this.ts(2), this.te(2), UINT32_MAX);
+    const flags = parseFlags(line, this.ts(2), this.te(2));
     if (flags === NO_NUMBER) return Replies.BAD_FORMAT;
     req.flags = flags;
-    const exptime = parseInt32(line, this.ts(3), this.te(3));
+    const exptime = parseExptime(line, this.ts(3), this.te(3));
     if (exptime === NO_NUMBER) return Replies.BAD_FORMAT;
     req.exptime = exptime;
     if (isCas) {
@@ -613,8 +649,7 @@ export class RequestParser {
   private parseDelete(req: Request): Buffer | null {
     const line = req.line;
     const count = this.tokenCount;
-    if (count < 2) return Replies.ERROR;
-    if (count > 4) return Replies.BAD_DELETE_FORMAT;
+    if (count < 2 || count > 4) return Replies.ERROR;
     if (count >= 3) {
       const isZero = isToken(line, this.ts(2), this.te(2), ZERO);
       req.noreply = this.isNoreply(line, count - 1);
@@ -648,44 +683,46 @@ export class RequestParser {
     if (count === 4) req.noreply = this.isNoreply(line, 3);
     if (!this.isKeyToken(line, 1)) return Replies.BAD_FORMAT;
     req.keys.push(this.ts(1), this.te(1));
-    const exptime = parseInt32(line, this.ts(2), this.te(2));
+    const exptime = parseExptime(line, this.ts(2), this.te(2));
     if (exptime === NO_NUMBER) return Replies.INVALID_EXPTIME;
     req.exptime = exptime;
     return null;
   }
 
-  /** flush_all [delay] [noreply]: anything else after the name is ERROR. */
+  /**
+   * flush_all [delay] [noreply], read as memcached 1.6 reads it: one to three
+   * tokens (else ERROR); unless the line is `flush_all` or `flush_all
+   * noreply`, token 1 is the delay (so `flush_all 5 junk` is a delay of 5 and
+   * `flush_all noreply 5` an invalid one). A delay of 0 or less means now.
+   */
   private parseFlush(req: Request): Buffer | null {
     const line = req.line;
-    let count = this.tokenCount;
-    if (count > 1 && this.isNoreply(line, count - 1)) {
-      req.noreply = true;
-      count--;
-    }
-    if (count > 2) return Replies.ERROR;
-    if (count === 1) return null;
-    const delay = parseUnsigned(line, this.ts(1), this.te(1), INT32_MAX);
-    if (delay === NO_NUMBER) return Replies.BAD_FORMAT;
-    req.delay = delay;
+    const count = this.tokenCount;
+    if (count > 3) return Replies.ERROR;
+    req.noreply = count > 1 && this.isNoreply(line, count - 1);
+    if (count === (req.noreply ? 2 : 1)) return null;
+    const delay = parseExptime(line, this.ts(1), this.te(1));
+    if (delay === NO_NUMBER) return Replies.INVALID_EXPTIME;
+    req.delay = delay > 0 ? delay : 0;
     return null;
   }
 
   /**
    * verbosity <level> [noreply]. As in memcached, the last token may be
-   * `noreply` (so `verbosity noreply` is a silent level 0), and a level that
-   * is not digits reads as 0 (memcached uses strtoul); the num range is left
-   * empty then, and the encoder sends level 0.
+   * `noreply`, and a level that is not a number is `CLIENT_ERROR bad command
+   * line format`. `verbosity noreply` is silent (memcached's error for it is
+   * hidden by its noreply): it is read as level 0, the num range left empty
+   * and the encoder sends level 0.
    */
   private parseVerbosity(req: Request): Buffer | null {
     const line = req.line;
     const count = this.tokenCount;
     if (count < 2 || count > 3) return Replies.ERROR;
     req.noreply = this.isNoreply(line, count - 1);
-    if (!isPrintable(line, this.ts(1), this.te(1))) return Replies.BAD_FORMAT;
-    if (parseUnsigned(line, this.ts(1), this.te(1), UINT32_MAX) !== NO_NUMBER) {
-      req.numStart = this.ts(1);
-      req.numEnd = this.te(1);
-    }
+    if (count === 2 && req.noreply) return null;
+    if (parseFlags(line, this.ts(1), this.te(1)) === NO_NUMBER) return Replies.BAD_FORMAT;
+    req.numStart = this.ts(1);
+    req.numEnd = this.te(1);
     return null;
   }
 
@@ -709,16 +746,20 @@ export class RequestParser {
 
   // ---- meta ------------------------------------------------------------
 
-  /** ms <key> <datalen> <flag>* + data block */
+  /**
+   * ms <key> <datalen> <flag>* + data block. Without a readable datalen the
+   * stream ends, with memcached's words (`ms`: ERROR; `ms <key>`, a bad
+   * datalen: bad command line format).
+   */
   private parseMetaSet(req: Request): void {
     const line = req.line;
     if (this.tokenCount < 3) {
-      this.fatal(Replies.BAD_DATA_CHUNK);
+      this.fatal(this.tokenCount < 2 ? Replies.ERROR : Replies.BAD_FORMAT);
       return;
     }
     const bytes = parseUnsigned(line, this.ts(2), this.te(2), MAX_DATA_LENGTH);
     if (bytes === NO_NUMBER) {
-      this.fatal(Replies.BAD_DATA_CHUNK);
+      this.fatal(Replies.BAD_FORMAT);
       return;
     }
     req.bytes = bytes;
@@ -727,8 +768,19 @@ export class RequestParser {
     this.expectValue(req);
   }
 
-  /** The flags from token `first` on, then the key (token 1), which `b` changes. */
+  /**
+   * The flags from token `first` on, then the key (token 1), which `b`
+   * changes. md and ma answer every problem with a flag in memcached's one
+   * text for them, except an opaque too long (which memcached checks later).
+   */
   private parseMeta(req: Request, syntax: Syntax, first: number): Buffer | null {
+    const error = this.parseMetaFlags(req, syntax, first);
+    if (error === null) return this.readMetaKey(req, this.ts(1), this.te(1));
+    const isDeleteOrArith = syntax === Syntax.META_DELETE || syntax === Syntax.META_ARITH;
+    return isDeleteOrArith && error !== Replies.OPAQUE_TOO_LONG ? Replies.INVALID_OR_DUPLICATE_FLAG : error;
+  }
+
+  private parseMetaFlags(req: Request, syntax: Syntax, first: number): Buffer | null {
     const line = req.line;
     const [allowedUpper, allowedLower] = metaFlagsFor(syntax);
     let seenUpper = 0;
@@ -745,13 +797,13 @@ export class RequestParser {
       if ((seen & bit) !== 0) return Replies.DUPLICATE_FLAG;
       if (isUpper) seenUpper |= bit;
       else seenLower |= bit;
-      const error = this.readMetaFlag(req, letter, start, this.te(i));
+      const error = this.readMetaFlag(req, letter, start, this.te(i), syntax);
       if (error !== null) return error;
     }
-    return this.readMetaKey(req, this.ts(1), this.te(1));
+    return null;
   }
 
-  private readMetaFlag(req: Request, letter: number, start: number, end: number): Buffer | null {
+  private readMetaFlag(req: Request, letter: number, start: number, end: number, syntax: Syntax): Buffer | null {
     const line = req.line;
     switch (FLAG_KIND[letter]) {
       case FlagKind.QUIET:
@@ -767,7 +819,9 @@ export class RequestParser {
         req.metaFlags.push(start, end);
         return null;
       case FlagKind.UINT32:
-        if (parseUnsigned(line, start + 1, end, UINT32_MAX) === NO_NUMBER) return Replies.BAD_TOKEN;
+        // ms F: memcached gives no reason of its own, so its default one
+        if (parseUnsigned(line, start + 1, end, UINT32_MAX) === NO_NUMBER)
+          return syntax === Syntax.META_SET ? Replies.BAD_FORMAT : Replies.BAD_TOKEN;
         req.metaFlags.push(start, end);
         return null;
       case FlagKind.INT32:
@@ -780,6 +834,7 @@ export class RequestParser {
         req.metaFlags.push(start, end);
         return null;
       case FlagKind.MODE:
+        if (end - start !== 2 && syntax === Syntax.META_SET) return Replies.BAD_MODE_LENGTH;
         if (end - start !== 2 || !hasNoControlBytes(line, start + 1, end)) return Replies.BAD_TOKEN;
         req.metaFlags.push(start, end);
         return null;

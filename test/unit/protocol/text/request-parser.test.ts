@@ -33,6 +33,8 @@ const BAD_EXPTIME = 'CLIENT_ERROR invalid exptime argument';
 const TOO_LONG = 'CLIENT_ERROR line too long';
 const DUPLICATE = 'CLIENT_ERROR duplicate flag';
 const INVALID_FLAG = 'CLIENT_ERROR invalid flag';
+const INVALID_OR_DUPLICATE = 'CLIENT_ERROR invalid or duplicate flag';
+const END = 'END';
 const OPAQUE_LONG = 'CLIENT_ERROR opaque token too long';
 const BAD_TOKEN = 'CLIENT_ERROR bad token in command line format';
 const KEY_ENCODING = 'CLIENT_ERROR error decoding key';
@@ -94,16 +96,25 @@ const retrieval: ParserFixture[] = [
     bytes: 'gats -1 k\r\n',
     expected: [r({ cmd: 'gats', exptime: -1, keys: ['k'] })],
   },
-  { name: 'answers a gat without keys with ERROR', bytes: 'gat 10\r\n', expected: [r({ cmd: 'gat', error: ERROR })] },
+  {
+    name: 'answers a gat with an exptime and no keys with END, as memcached does',
+    bytes: 'gat 10\r\ngats 0\r\n',
+    expected: [r({ cmd: 'gat', exptime: 10, error: END }), r({ cmd: 'gats', error: END })],
+  },
+  {
+    name: 'answers a gat without an exptime with invalid exptime, as memcached does',
+    bytes: 'gat k\r\ngat\r\n',
+    expected: [r({ cmd: 'gat', error: BAD_EXPTIME }), r({ cmd: 'gat', error: ERROR })],
+  },
   {
     name: 'rejects a gat exptime with a plus sign',
     bytes: 'gat +5 k\r\n',
     expected: [r({ cmd: 'gat', error: BAD_EXPTIME })],
   },
   {
-    name: 'rejects a gat exptime past int32',
+    name: 'wraps a gat exptime past int32 to an int32, as memcached does',
     bytes: 'gat 2147483648 k\r\n',
-    expected: [r({ cmd: 'gat', error: BAD_EXPTIME })],
+    expected: [r({ cmd: 'gat', exptime: -2147483648, keys: ['k'] })],
   },
   {
     name: 'accepts the smallest int32 exptime',
@@ -154,13 +165,23 @@ const storage: ParserFixture[] = [
     expected: [r({ cmd: 'set', keys: ['k'], flags: 4294967295, value: '' }), r({ cmd: 'mn' })],
   },
   {
-    name: 'swallows the value of a set whose flags pass 2^32-1',
-    bytes: 'set k 4294967296 0 1\r\nx\r\nmn\r\n',
+    name: 'wraps set flags past 2^32-1 to a uint32, as memcached does',
+    bytes: 'set k 4294967301 0 1\r\nx\r\nmn\r\n',
+    expected: [r({ cmd: 'set', keys: ['k'], flags: 5, bytes: 1, value: 'x' }), r({ cmd: 'mn' })],
+  },
+  {
+    name: 'swallows the value of a set whose flags pass 2^64-1',
+    bytes: 'set k 18446744073709551616 0 1\r\nx\r\nmn\r\n',
     expected: [r({ cmd: 'set', keys: ['k'], bytes: 1, error: BAD_FORMAT }), r({ cmd: 'mn' })],
   },
   {
-    name: 'rejects a set exptime past int32',
-    bytes: 'set k 0 2147483648 1\r\nx\r\nmn\r\n',
+    name: 'wraps a set exptime past int32 to an int32, as memcached does',
+    bytes: 'set k 0 4294967295 1\r\nx\r\nmn\r\n',
+    expected: [r({ cmd: 'set', keys: ['k'], exptime: -1, bytes: 1, value: 'x' }), r({ cmd: 'mn' })],
+  },
+  {
+    name: 'swallows the value of a set whose exptime passes 2^63-1',
+    bytes: 'set k 0 9223372036854775808 1\r\nx\r\nmn\r\n',
     expected: [r({ cmd: 'set', keys: ['k'], bytes: 1, error: BAD_FORMAT }), r({ cmd: 'mn' })],
   },
   {
@@ -320,9 +341,9 @@ const others: ParserFixture[] = [
     expected: [r({ cmd: 'delete', error: BAD_DELETE })],
   },
   {
-    name: 'rejects delete with extra tokens',
+    name: 'answers delete with more than four tokens with ERROR, as memcached does',
     bytes: 'delete k 0 0 x\r\n',
-    expected: [r({ cmd: 'delete', error: BAD_DELETE })],
+    expected: [r({ cmd: 'delete', error: ERROR })],
   },
   {
     name: 'answers delete without a key with ERROR',
@@ -404,19 +425,23 @@ const others: ParserFixture[] = [
     expected: [r({ cmd: 'flush_all', delay: 0, noreply: true })],
   },
   {
-    name: 'rejects a negative flush_all delay',
+    name: 'reads a negative flush_all delay as now, as memcached does',
     bytes: 'flush_all -1\r\n',
-    expected: [r({ cmd: 'flush_all', error: BAD_FORMAT })],
+    expected: [r({ cmd: 'flush_all', delay: 0 })],
   },
   {
-    name: 'rejects a flush_all delay in hex',
-    bytes: 'flush_all 0x10\r\n',
-    expected: [r({ cmd: 'flush_all', error: BAD_FORMAT })],
+    name: 'answers a flush_all delay in hex with invalid exptime, as memcached does',
+    bytes: 'flush_all 0x10\r\nflush_all abc\r\n',
+    expected: [r({ cmd: 'flush_all', error: BAD_EXPTIME }), r({ cmd: 'flush_all', error: BAD_EXPTIME })],
   },
   {
-    name: 'answers flush_all with extra tokens with ERROR',
-    bytes: 'flush_all 1 2\r\n',
-    expected: [r({ cmd: 'flush_all', error: ERROR })],
+    name: 'reads token 1 of a three-token flush_all as its delay, as memcached does',
+    bytes: 'flush_all 1 2\r\nflush_all noreply 5\r\nflush_all 1 2 3\r\n',
+    expected: [
+      r({ cmd: 'flush_all', delay: 1 }),
+      r({ cmd: 'flush_all', error: BAD_EXPTIME }),
+      r({ cmd: 'flush_all', error: ERROR }),
+    ],
   },
   { name: 'parses verbosity', bytes: 'verbosity 1\r\n', expected: [r({ cmd: 'verbosity', num: '1' })] },
   {
@@ -430,9 +455,9 @@ const others: ParserFixture[] = [
     expected: [r({ cmd: 'verbosity', error: ERROR })],
   },
   {
-    name: 'reads a verbosity level that is not digits as level 0, as memcached does',
+    name: 'answers a verbosity level that is not digits with bad command line format, as memcached does',
     bytes: 'verbosity x\r\n',
-    expected: [r({ cmd: 'verbosity' })],
+    expected: [r({ cmd: 'verbosity', error: BAD_FORMAT })],
   },
   {
     name: 'reads verbosity noreply as a silent level 0, as memcached does',
@@ -600,8 +625,8 @@ const meta: ParserFixture[] = [
   },
   {
     name: 'rejects a flag token that starts with a digit',
-    bytes: 'md k 1\r\n',
-    expected: [r({ cmd: 'md', error: INVALID_FLAG })],
+    bytes: 'md k 1\r\nmg k 1\r\n',
+    expected: [r({ cmd: 'md', error: INVALID_OR_DUPLICATE }), r({ cmd: 'mg', error: INVALID_FLAG })],
   },
   { name: 'rejects any flag but b on me', bytes: 'me k v\r\n', expected: [r({ cmd: 'me', error: INVALID_FLAG })] },
   {
@@ -631,7 +656,11 @@ const meta: ParserFixture[] = [
     bytes: 'mg k Cx\r\n',
     expected: [r({ cmd: 'mg', error: BAD_TOKEN })],
   },
-  { name: 'rejects a negative J token', bytes: 'ma k J-1\r\n', expected: [r({ cmd: 'ma', error: BAD_TOKEN })] },
+  {
+    name: 'rejects a negative J token',
+    bytes: 'ma k J-1\r\n',
+    expected: [r({ cmd: 'ma', error: INVALID_OR_DUPLICATE })],
+  },
   {
     name: 'rejects an N token past int32',
     bytes: 'mg k N2147483648\r\n',
@@ -641,37 +670,51 @@ const meta: ParserFixture[] = [
   {
     name: 'rejects an F token past 2^32-1',
     bytes: 'ms k 0 F4294967296\r\n\r\nmn\r\n',
-    expected: [r({ cmd: 'ms', error: BAD_TOKEN }), r({ cmd: 'mn' })],
+    expected: [r({ cmd: 'ms', error: BAD_FORMAT }), r({ cmd: 'mn' })],
   },
   {
     name: 'rejects a D token past 2^64-1',
     bytes: 'ma k D18446744073709551616\r\n',
-    expected: [r({ cmd: 'ma', error: BAD_TOKEN })],
+    expected: [r({ cmd: 'ma', error: INVALID_OR_DUPLICATE })],
   },
   {
-    name: 'rejects a mode token longer than one character',
-    bytes: 'ms k 0 MSS\r\n\r\n',
-    expected: [r({ cmd: 'ms', error: BAD_TOKEN })],
+    name: 'rejects an ms mode token longer than one character in memcached words',
+    bytes: 'ms k 0 MSS\r\n\r\nmn\r\n',
+    expected: [r({ cmd: 'ms', error: 'CLIENT_ERROR incorrect length for M token' }), r({ cmd: 'mn' })],
   },
-  { name: 'rejects an empty mode token', bytes: 'ma k M\r\n', expected: [r({ cmd: 'ma', error: BAD_TOKEN })] },
   {
-    name: 'answers mg without a key with BAD_FORMAT',
+    name: 'rejects an ma mode token longer than one character',
+    bytes: 'ma k MII\r\n',
+    expected: [r({ cmd: 'ma', error: INVALID_OR_DUPLICATE })],
+  },
+  {
+    name: 'rejects an empty mode token',
+    bytes: 'ma k M\r\n',
+    expected: [r({ cmd: 'ma', error: INVALID_OR_DUPLICATE })],
+  },
+  {
+    name: 'answers mg and md without a key with ERROR, as memcached does',
     bytes: 'mg\r\nmd \r\n',
-    expected: [r({ cmd: 'mg', error: BAD_FORMAT }), r({ cmd: 'md', error: BAD_FORMAT })],
+    expected: [r({ cmd: 'mg', error: ERROR }), r({ cmd: 'md', error: ERROR })],
   },
   {
-    name: 'answers ma and me without a key with BAD_FORMAT',
+    name: 'answers ma without a key with ERROR and me with BAD_FORMAT, as memcached does',
     bytes: 'ma\r\nme\r\n',
-    expected: [r({ cmd: 'ma', error: BAD_FORMAT }), r({ cmd: 'me', error: BAD_FORMAT })],
+    expected: [r({ cmd: 'ma', error: ERROR }), r({ cmd: 'me', error: BAD_FORMAT })],
   },
   {
     name: 'ends the stream on ms without a datalen',
     bytes: 'mn\r\nms k\r\nx\r\n',
     expected: [r({ cmd: 'mn' })],
-    fatal: BAD_CHUNK,
+    fatal: BAD_FORMAT,
   },
-  { name: 'ends the stream on ms without a key', bytes: 'ms\r\n', expected: [], fatal: BAD_CHUNK },
-  { name: 'ends the stream on an ms datalen that is not digits', bytes: 'ms k -1\r\n', expected: [], fatal: BAD_CHUNK },
+  { name: 'ends the stream on ms without a key, with ERROR', bytes: 'ms\r\n', expected: [], fatal: ERROR },
+  {
+    name: 'ends the stream on an ms datalen that is not digits',
+    bytes: 'ms k -1\r\n',
+    expected: [],
+    fatal: BAD_FORMAT,
+  },
   {
     name: 'swallows the value of an ms with a bad flag',
     bytes: 'ms k 3 z\r\nabc\r\nmn\r\n',
