@@ -115,7 +115,8 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
   private readonly queue: ReplyQueue;
   /** the upstream pool this session's requests go to; kept across a reload so its requests stay in order */
   readonly pool: UpstreamPool;
-  private readonly slot: number;
+  /** the pool slot (socket) this session sends on; changes only while nothing is in flight (sendUpstream) */
+  private slot: number;
   private pauseReasons: number;
   private flushScheduled: boolean;
   private closed: boolean;
@@ -383,6 +384,12 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
       this.waiting.push(req);
       return;
     }
+    this.sendUpstream(req);
+  }
+
+  /** Sends on the session's slot; with nothing in flight, first moves off a broken socket (pool.route). */
+  private sendUpstream(req: Request): void {
+    if (this.forwarded === 0) this.slot = this.pool.route(this.slot);
     this.forwarded++;
     this.pool.send(this.slot, req);
   }
@@ -404,8 +411,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief {
       const r = this.waiting[this.waitingHead];
       this.waiting[this.waitingHead++] = undefined;
       if (r === undefined) continue;
-      this.forwarded++;
-      this.pool.send(this.slot, r);
+      this.sendUpstream(r);
     }
     if (this.waitingHead === this.waiting.length) {
       this.waiting.length = 0;
