@@ -218,6 +218,8 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
   private repliedSinceConnect: boolean;
   /** monotonic ms of the last connect */
   private upSinceMs: number;
+  /** monotonic ms of the last bytes read from memcached (a reply in progress is not a timeout) */
+  private lastReadMs: number;
   private closeWaiters: (() => void)[];
   /** this socket's server answered the version probe as memcached 1.6+: one-key gets go as mg */
   private metaGets: boolean;
@@ -252,6 +254,7 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
     this.downLogged = false;
     this.repliedSinceConnect = false;
     this.upSinceMs = 0;
+    this.lastReadMs = 0;
     this.closeWaiters = [];
     this.metaGets = false;
     this.versionKnown = false;
@@ -445,11 +448,18 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
     else if (wasBlocked && !this.blocked) this.onWritable();
   }
 
+  /**
+   * Breaks the connection when its oldest request has waited requestTimeoutMs
+   * with no byte from memcached: a large reply still arriving (one tenant's
+   * huge multi-get) is progress, not a hung server, and must not fail every
+   * other tenant's requests on the socket.
+   */
   checkTimeout(): void {
     if (this.state !== ConnState.UP && this.state !== ConnState.CLOSING) return;
     const req = this.fifo[this.head];
     if (req === undefined) return;
-    if (performance.now() - req.sentAtMs > this.opts.requestTimeoutMs) {
+    const since = req.sentAtMs > this.lastReadMs ? req.sentAtMs : this.lastReadMs;
+    if (performance.now() - since > this.opts.requestTimeoutMs) {
       this.broken(ErrorCode.UPSTREAM_TIMEOUT, `no reply within ${this.opts.requestTimeoutMs} ms`);
     }
   }
@@ -485,7 +495,9 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
       if (sock === this.socket) this.onConnect(sock);
     });
     sock.on('data', (chunk: Buffer) => {
-      if (sock === this.socket) this.parser.feed(chunk);
+      if (sock !== this.socket) return;
+      this.lastReadMs = performance.now(); // once per chunk
+      this.parser.feed(chunk);
     });
     sock.on('drain', () => {
       if (sock === this.socket) this.onWritable();

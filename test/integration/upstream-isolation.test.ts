@@ -193,6 +193,74 @@ describe('a backend CLIENT_ERROR or ERROR to a storage request', () => {
   });
 });
 
+/** A relay to memcached that passes replies on slowly: at most 16 kB every 20 ms. */
+async function trickleRelay(target: MemcachedProcess): Promise<{ address: string; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const timers = new Set<NodeJS.Timeout>();
+  const server = net.createServer((down) => {
+    const up = net.connect({ host: target.host, port: target.port });
+    sockets.add(down);
+    sockets.add(up);
+    down.on('error', () => {});
+    up.on('error', () => {});
+    up.on('close', () => down.destroy());
+    down.on('close', () => up.destroy());
+    down.pipe(up);
+    let pending = Buffer.alloc(0);
+    up.on('data', (d: Buffer) => {
+      pending = Buffer.concat([pending, d]);
+    });
+    const tick = setInterval(() => {
+      if (pending.length === 0) return;
+      down.write(pending.subarray(0, 16 * 1024));
+      pending = pending.subarray(16 * 1024);
+    }, 20);
+    timers.add(tick);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+  return {
+    address: `127.0.0.1:${port}`,
+    async close() {
+      for (const t of timers) clearInterval(t);
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+describe('the request timeout', () => {
+  it('does not reset a socket whose large reply is still arriving (a slow reply is not a hung server)', async () => {
+    const r = await trickleRelay(mc);
+    const pool = new UpstreamPool({
+      servers: [r.address],
+      connectionsPerServer: 1,
+      connectTimeoutMs: 1000,
+      requestTimeoutMs: 300,
+      backoffMinMs: 20,
+      backoffMaxMs: 100,
+      logger: pino({ level: 'silent' }),
+    });
+    pool.start();
+    const value = Buffer.alloc(600 * 1024, 0x62);
+    const call = (req: Request) =>
+      new Promise<Request>((resolve) => {
+        req.owner = { onReply: resolve };
+        pool.send(0, req);
+      });
+    expect(replyText(await call(buildRequest(`set slow 0 0 ${value.length}`, { ns: 'T:', value: [value] })))).toBe(
+      'STORED\r\n',
+    );
+    // about 600 ms of trickling, twice the request timeout, bytes arriving all along
+    const got = await call(buildRequest('get slow', { ns: 'T:' }));
+    expect(replyText(got)).toBe(`VALUE slow 0 ${value.length}\r\n${value.toString('latin1')}\r\nEND\r\n`);
+    expect(pool.counters.resetsTotal).toBe(0);
+    await pool.close();
+    await r.close();
+  });
+});
+
 describe('requests memcached would refuse in a way that ends the shared socket', () => {
   it.each([
     ['ms with the E flag (memcached 1.6.18 has none)', 'ms k 2 E5\r\nhi\r\n', 'CLIENT_ERROR invalid flag\r\n'],
