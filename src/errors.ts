@@ -20,6 +20,8 @@ export const ErrorCode = {
   UPSTREAM_TIMEOUT: 'ERR_UPSTREAM_TIMEOUT',
   /** the upstream sent bytes that do not answer the request at the head of the in-flight queue */
   UPSTREAM_DESYNC: 'ERR_UPSTREAM_DESYNC',
+  /** memcached answered a storage request CLIENT_ERROR / ERROR: it may read the data block as commands */
+  UPSTREAM_BACKEND_ERROR: 'ERR_UPSTREAM_BACKEND_ERROR',
   /** the upstream socket reported an error */
   UPSTREAM_SOCKET: 'ERR_UPSTREAM_SOCKET',
   /** too many requests queued while a connection was being opened */
@@ -53,6 +55,7 @@ export type UpstreamErrorCode =
   | typeof ErrorCode.UPSTREAM_CONNECT
   | typeof ErrorCode.UPSTREAM_TIMEOUT
   | typeof ErrorCode.UPSTREAM_DESYNC
+  | typeof ErrorCode.UPSTREAM_BACKEND_ERROR
   | typeof ErrorCode.UPSTREAM_SOCKET
   | typeof ErrorCode.UPSTREAM_QUEUE_FULL
   | typeof ErrorCode.UPSTREAM_POOL_CLOSED;

@@ -10,7 +10,7 @@
 import { createRequire } from 'node:module';
 import pino, { type Logger } from 'pino';
 import type { Config } from './config/schema.js';
-import { ProcessCounters } from './admin/counters.js';
+import { ProcessCounters, type UpstreamCounterSet } from './admin/counters.js';
 import { AdminServer, type AdminTenantView } from './admin/http.js';
 import { createMetrics, type Metrics } from './admin/metrics.js';
 import { compilePolicy } from './policy/compile.js';
@@ -96,7 +96,7 @@ function listenerKey(spec: ListenerSpec): string {
   return JSON.stringify([spec.host, spec.port, spec.tenant ?? null, spec.tls ?? null]);
 }
 
-function newPool(config: Config, logger: Logger): UpstreamPool {
+function newPool(config: Config, logger: Logger, counters: UpstreamCounterSet): UpstreamPool {
   const u = config.upstream;
   return new UpstreamPool({
     servers: u.servers,
@@ -107,6 +107,7 @@ function newPool(config: Config, logger: Logger): UpstreamPool {
     backoffMaxMs: u.backoffMaxMs,
     metaGets: u.metaGets,
     logger: logger.child({ component: 'upstream' }),
+    counters,
   });
 }
 
@@ -140,7 +141,7 @@ class Memgate implements Proxy, SessionContext {
         rotateAllOnCorrupt: opts.rotateAllOnCorrupt ?? false,
         logger: this.logger,
       });
-    this.currentPool = newPool(config, this.logger);
+    this.currentPool = newPool(config, this.logger, this.processCounters.upstream);
     this.audit = new AuditSampler(this.logger);
     this.authenticator = new Authenticator(() => this.tenants.policy, config.auth, this.audit);
     this.connections = new ConnectionLimiter(connectionCaps(config, this.shareOf));
@@ -309,7 +310,7 @@ class Memgate implements Proxy, SessionContext {
   /** New sessions use a new pool; sessions already open finish on the old one, which closes when they are gone. */
   private replacePool(next: Config): void {
     const old = this.currentPool;
-    this.currentPool = newPool(next, this.logger);
+    this.currentPool = newPool(next, this.logger, this.processCounters.upstream);
     this.currentPool.start();
     const timer = setInterval(() => {
       for (const s of this.sessions) if (s.pool === old) return;

@@ -118,4 +118,76 @@ export class ProcessCounters {
   reloads = 0;
   /** config reloads refused (invalid config; the old one stays) */
   reloadFailures = 0;
+  /** per upstream server: connection resets by reason */
+  readonly upstream: UpstreamCounterSet = new UpstreamCounterSet();
+}
+
+/**
+ * Why an upstream connection was reset, for `memgate_upstream_resets_total{reason}`.
+ * Every path that ends a connection other than close() counts exactly one.
+ */
+export const ResetReason = {
+  /** the oldest in-flight request had no reply within requestTimeoutMs */
+  TIMEOUT: 0,
+  /** memcached closed the socket */
+  CLOSED: 1,
+  /** memcached sent bytes that do not answer the request at the head of the FIFO */
+  DESYNC: 2,
+  /** memcached answered a storage request CLIENT_ERROR / ERROR: it may read the data block as commands */
+  BACKEND_ERROR: 3,
+  /** connecting failed or took longer than connectTimeoutMs */
+  CONNECT_FAILED: 4,
+  /** the socket reported an error while connected */
+  SOCKET_ERROR: 5,
+} as const;
+export type ResetReason = (typeof ResetReason)[keyof typeof ResetReason];
+export const RESET_REASON_COUNT = 6;
+/** Label values by `ResetReason`. */
+export const RESET_REASON_NAMES: readonly string[] = Object.freeze([
+  'timeout',
+  'closed',
+  'desync',
+  'backend_error',
+  'connect_failed',
+  'socket_error',
+]);
+
+/** Plain numbers of one upstream server, bumped by its connections. */
+export class UpstreamCounters {
+  readonly server: string;
+  /** resets by `ResetReason` */
+  readonly resets: Float64Array = new Float64Array(RESET_REASON_COUNT);
+
+  constructor(server: string) {
+    this.server = server;
+  }
+
+  /** Resets of every reason. */
+  get resetsTotal(): number {
+    let n = 0;
+    for (let i = 0; i < RESET_REASON_COUNT; i++) n += this.resets[i] ?? 0;
+    return n;
+  }
+}
+
+/**
+ * The UpstreamCounters of every server, kept by the process so that a config
+ * reload that replaces the pool does not restart its counters from zero.
+ */
+export class UpstreamCounterSet {
+  private readonly byServer = new Map<string, UpstreamCounters>();
+
+  /** The counters of `server` ("host:port"), made on first use (pool construction, not per request). */
+  forServer(server: string): UpstreamCounters {
+    let c = this.byServer.get(server);
+    if (c === undefined) {
+      c = new UpstreamCounters(server);
+      this.byServer.set(server, c);
+    }
+    return c;
+  }
+
+  all(): Iterable<UpstreamCounters> {
+    return this.byServer.values();
+  }
 }

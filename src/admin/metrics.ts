@@ -20,6 +20,7 @@
  *   memgate_rate_limited_total{tenant,budget}               counter  requests refused by a rate budget
  *   memgate_upstream_up{upstream}                           gauge    1 when a connection is up
  *   memgate_upstream_in_flight_requests{upstream}           gauge
+ *   memgate_upstream_resets_total{server,reason}            counter  upstream connections reset (non-zero only)
  *   memgate_connections_accepted_total, memgate_connections_rejected_total,
  *   memgate_rotations_total, memgate_auth_failures_total, memgate_auth_lockouts_total,
  *   memgate_reloads_total, memgate_reload_failures_total     counters
@@ -38,6 +39,8 @@ import {
   LATENCY_BUCKET_COUNT,
   OUTCOME_COUNT,
   OUTCOME_NAMES,
+  RESET_REASON_COUNT,
+  RESET_REASON_NAMES,
   type ProcessCounters,
   type TenantCounters,
 } from './counters.js';
@@ -275,6 +278,22 @@ export function createMetrics(source: MetricsSource): Metrics {
     collect(this: Gauge<'upstream'>) {
       this.reset();
       for (const u of source.upstream()) this.set({ upstream: u.address }, u.inFlight);
+    },
+  });
+
+  new Counter({
+    name: 'memgate_upstream_resets_total',
+    help: 'Upstream connections reset (their in-flight requests failed), by server and reason',
+    labelNames: ['server', 'reason'] as const,
+    registers: [registry],
+    collect(this: Counter<'server' | 'reason'>) {
+      this.reset();
+      for (const u of source.process.upstream.all()) {
+        for (let r = 0; r < RESET_REASON_COUNT; r++) {
+          const n = u.resets[r] ?? 0;
+          if (n > 0) this.inc({ server: u.server, reason: RESET_REASON_NAMES[r] ?? String(r) }, n);
+        }
+      }
     },
   });
 

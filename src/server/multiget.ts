@@ -203,6 +203,11 @@ export class MultiGet implements ReplyOwner {
     return this.held + this.inFlight * this.perKeyBytes;
   }
 
+  /** Keys asked upstream and not yet answered. */
+  get keysInFlight(): number {
+    return this.inFlight;
+  }
+
   /** Every key was sent (or the get failed and sends no more). */
   get allSent(): boolean {
     return this.sendPos >= this.first.length || this.failure !== null;

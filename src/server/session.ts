@@ -125,7 +125,8 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
   private readonly queue: ReplyQueue;
   /** the upstream pool this session's requests go to; kept across a reload so its requests stay in order */
   readonly pool: UpstreamPool;
-  private readonly slot: number;
+  /** the pool slot (socket) this session sends on; changes only while nothing is in flight (sendUpstream) */
+  private slot: number;
   private pauseReasons: number;
   private flushScheduled: boolean;
   private closed: boolean;
@@ -474,13 +475,22 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
       this.multi.pump();
       return;
     }
+    this.routeIfIdle();
     this.forwarded++;
     this.pool.send(this.slot, req);
+  }
+
+  /** With nothing in flight, first moves off a broken socket (pool.route); order cannot be lost then. */
+  private routeIfIdle(): void {
+    if (this.forwarded === 0 && (this.multi === null || this.multi.keysInFlight === 0)) {
+      this.slot = this.pool.route(this.slot);
+    }
   }
 
   // ---- MultiGetHost ----
 
   sendUpstream(req: Request): void {
+    this.routeIfIdle();
     this.pool.send(this.slot, req);
   }
 

@@ -13,21 +13,32 @@
  *                            │    ▼               ▼
  *                            └── BACKOFF ◀────────┘        close(): CLOSING ─▶ CLOSED
  *
- * While CONNECTING, requests are encoded and queued (bounded) and written on
- * connect. While in BACKOFF the server is considered down: requests fail at
- * once with `SERVER_ERROR backend failure`. A broken connection destroys its
- * socket first (a late reply must never answer the next request), then fails
- * everything in flight, logs once at warn and reconnects with backoff.
+ * Every connection asks `version` first. Until that answer has come (while
+ * CONNECTING, and while UP with the probe in flight) requests wait in a
+ * bounded queue, unencoded: whether the server speaks the meta protocol
+ * decides how they are sent (a one-key get as mg) and whether they may be sent
+ * at all (a meta command to a pre-1.6 server is answered `ERROR` by memgate,
+ * backend-guard.ts). While in BACKOFF the server is considered down: requests
+ * fail at once with `SERVER_ERROR backend failure`. A broken connection
+ * destroys its socket first (a late reply must never answer the next
+ * request), then fails everything in flight, counts one reset by reason,
+ * logs once at warn and reconnects with backoff.
+ *
+ * A CLIENT_ERROR or ERROR reply to a storage request (set … cas, ms) breaks
+ * the connection too (BACKEND_ERROR): memcached may be reading the refused
+ * data block as commands, so no later reply on that socket can be trusted.
  */
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
+import { ResetReason, UpstreamCounters } from '../admin/counters.js';
 import { ErrorCode, UpstreamError, type UpstreamErrorCode } from '../errors.js';
-import { Cmd, ReplyShape } from '../protocol/text/commands.js';
+import { Cmd, ReplyShape, commandSpec } from '../protocol/text/commands.js';
 import { notAllowed, Replies } from '../protocol/text/replies.js';
 import { ReplyStatus, Request, type ReplyOwner } from '../protocol/text/request.js';
 import { encodeRequest } from '../protocol/text/request-encoder.js';
 import { ResponseParser, replyShapeOf, type InFlight } from '../protocol/text/response-parser.js';
+import { backendRefusal, parseVersionReply } from './backend-guard.js';
 import { WriteBatch } from './write-batch.js';
 
 /**
@@ -93,6 +104,8 @@ export interface ConnectionOptions {
    */
   readonly metaGets: boolean;
   readonly logger: Logger;
+  /** where resets are counted (shared by the server's connections); a private set when absent */
+  readonly counters?: UpstreamCounters;
 }
 
 /** Completes `req` with a local reply (status ERROR) and tells its owner. */
@@ -116,7 +129,7 @@ export function speaksMeta(versionReply: string): boolean {
   return major > 1 || (major === 1 && Number(m[2]) >= 6);
 }
 
-/** The `version` a connection asks before anything else when metaGets is on. */
+/** The `version` a connection asks before anything else. */
 function versionProbe(owner: ReplyOwner): Request {
   const req = new Request();
   req.cmd = Cmd.VERSION;
@@ -127,6 +140,30 @@ function versionProbe(owner: ReplyOwner): Request {
   return req;
 }
 const WATCH_NOT_ALLOWED = notAllowed('watch');
+
+/** The reset each way of breaking counts (close() is not a reset). */
+const RESET_REASON_BY_CODE: Partial<Record<UpstreamErrorCode, ResetReason>> = {
+  [ErrorCode.UPSTREAM_TIMEOUT]: ResetReason.TIMEOUT,
+  [ErrorCode.UPSTREAM_CLOSED]: ResetReason.CLOSED,
+  [ErrorCode.UPSTREAM_DESYNC]: ResetReason.DESYNC,
+  [ErrorCode.UPSTREAM_BACKEND_ERROR]: ResetReason.BACKEND_ERROR,
+  [ErrorCode.UPSTREAM_CONNECT]: ResetReason.CONNECT_FAILED,
+  [ErrorCode.UPSTREAM_SOCKET]: ResetReason.SOCKET_ERROR,
+};
+
+const UPPER_C = 0x43; // 'C' of CLIENT_ERROR
+const UPPER_E = 0x45; // 'E' of ERROR
+
+/**
+ * A storage request (its data block went upstream) that memcached answered
+ * CLIENT_ERROR or ERROR. SERVER_ERROR (out of memory storing object, object
+ * too large for cache) is not one: memcached swallows the data block first.
+ */
+function isRefusedStorage(req: Request): boolean {
+  if (req.status !== ReplyStatus.ERROR || !commandSpec(req.cmd).hasValue) return false;
+  const first = req.reply?.[0]?.[0];
+  return first === UPPER_C || first === UPPER_E;
+}
 
 /** Requests batched and not yet written past this many bytes make the connection count as blocked. */
 const MAX_BATCH_BYTES = 1024 * 1024;
@@ -158,8 +195,8 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
   /** in-flight requests, oldest at `head` */
   private fifo: (Request | undefined)[];
   private head: number;
-  /** encoded requests waiting for the connection to open */
-  private pendingOut: Buffer[];
+  /** requests waiting, unencoded, for the connection to open and its version probe to be answered */
+  private queued: Request[];
   /** encoder output of one send(), reused */
   private readonly scratch: Buffer[];
   /**
@@ -181,9 +218,18 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
   private repliedSinceConnect: boolean;
   /** monotonic ms of the last connect */
   private upSinceMs: number;
+  /** monotonic ms of the last bytes read from memcached (a reply in progress is not a timeout) */
+  private lastReadMs: number;
   private closeWaiters: (() => void)[];
   /** this socket's server answered the version probe as memcached 1.6+: one-key gets go as mg */
   private metaGets: boolean;
+  /** the version probe of this socket has been answered: requests are encoded and written at once */
+  private versionKnown: boolean;
+  /** this socket's server speaks the meta protocol (mg ms md ma mn me) */
+  private serverMeta: boolean;
+  /** this socket's server version (backend-guard.ts versionNumber), 0 when unknown */
+  private serverVersion: number;
+  private readonly counters: UpstreamCounters;
 
   constructor(opts: ConnectionOptions) {
     this.opts = opts;
@@ -195,7 +241,7 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
     this.socket = null;
     this.fifo = [];
     this.head = 0;
-    this.pendingOut = [];
+    this.queued = [];
     this.scratch = [];
     this.batch = new WriteBatch();
     this.writeScheduled = false;
@@ -208,8 +254,13 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
     this.downLogged = false;
     this.repliedSinceConnect = false;
     this.upSinceMs = 0;
+    this.lastReadMs = 0;
     this.closeWaiters = [];
     this.metaGets = false;
+    this.versionKnown = false;
+    this.serverMeta = false;
+    this.serverVersion = 0;
+    this.counters = opts.counters ?? new UpstreamCounters(this.address);
   }
 
   get connState(): ConnState {
@@ -220,8 +271,9 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
     return this.state === ConnState.UP;
   }
 
+  /** requests written and not answered, and requests queued until the connection can take them */
   get inFlight(): number {
-    return this.fifo.length - this.head;
+    return this.fifo.length - this.head + this.queued.length;
   }
 
   get isBlocked(): boolean {
@@ -259,24 +311,24 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
       failRequest(req, WATCH_NOT_ALLOWED);
       return;
     }
-    const out = this.scratch;
-    out.length = 0;
-    const refused = encodeRequest(req, out, this.metaGets);
-    if (refused !== null) {
-      failRequest(req, refused);
-      return;
-    }
-    const sock = this.socket;
-    if (st !== ConnState.UP || sock === null) {
+    if (st !== ConnState.UP || !this.versionKnown) {
       if (this.inFlight >= this.opts.maxQueued) {
         failRequest(req, Replies.BACKEND_FAILURE);
         return;
       }
-      this.fifo.push(req);
-      for (let i = 0; i < out.length; i++) {
-        const b = out[i];
-        if (b !== undefined) this.pendingOut.push(b);
-      }
+      this.queued.push(req);
+      return;
+    }
+    this.write(req);
+  }
+
+  /** Encodes `req` for this socket's server and batches it, or answers it in memcached's place. */
+  private write(req: Request): void {
+    const out = this.scratch;
+    out.length = 0;
+    const refused = backendRefusal(req, this.serverMeta, this.serverVersion) ?? encodeRequest(req, out, this.metaGets);
+    if (refused !== null) {
+      failRequest(req, refused);
       return;
     }
     this.scheduleWrite();
@@ -328,6 +380,7 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
 
   shift(): void {
     if (this.head >= this.fifo.length) return;
+    const answered = this.fifo[this.head];
     this.fifo[this.head] = undefined;
     this.head++;
     if (this.head === this.fifo.length) {
@@ -343,6 +396,10 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
       this.backoff.reset();
     }
     if (this.state === ConnState.CLOSING && this.head === this.fifo.length) this.finishClose();
+    else if (answered !== undefined && isRefusedStorage(answered)) {
+      // the reply itself is memcached's and still reaches its owner (the parser tells it after shift)
+      this.broken(ErrorCode.UPSTREAM_BACKEND_ERROR, 'memcached refused a storage request (CLIENT_ERROR / ERROR)');
+    }
   }
 
   /**
@@ -351,12 +408,24 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
    * its successor asks again.
    */
   onReply(req: Request): void {
+    // a probe failed with its socket: the queued requests were failed with it
+    if (this.state !== ConnState.UP && this.state !== ConnState.CLOSING) return;
     const parts = req.reply;
-    if (req.status !== ReplyStatus.OK || parts === null) return;
-    const text = Buffer.concat(parts).toString('latin1').trim();
-    this.metaGets = speaksMeta(text);
+    const text = req.status === ReplyStatus.OK && parts !== null ? Buffer.concat(parts).toString('latin1').trim() : '';
+    // anything but a VERSION line (an ERROR from something that is not memcached 1.6) means no meta
+    this.serverMeta = speaksMeta(text);
+    this.serverVersion = parseVersionReply(text);
+    this.metaGets = this.opts.metaGets && this.serverMeta;
+    this.versionKnown = true;
     if (this.log.isLevelEnabled('debug'))
-      this.log.debug({ version: text, metaGets: this.metaGets }, 'upstream version');
+      this.log.debug({ version: text, meta: this.serverMeta, metaGets: this.metaGets }, 'upstream version');
+    const waiting = this.queued;
+    if (waiting.length === 0) return;
+    this.queued = [];
+    for (let i = 0; i < waiting.length; i++) {
+      const r = waiting[i];
+      if (r !== undefined) this.write(r);
+    }
   }
 
   onDesync(reason: string): void {
@@ -379,11 +448,18 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
     else if (wasBlocked && !this.blocked) this.onWritable();
   }
 
+  /**
+   * Breaks the connection when its oldest request has waited requestTimeoutMs
+   * with no byte from memcached: a large reply still arriving (one tenant's
+   * huge multi-get) is progress, not a hung server, and must not fail every
+   * other tenant's requests on the socket.
+   */
   checkTimeout(): void {
     if (this.state !== ConnState.UP && this.state !== ConnState.CLOSING) return;
     const req = this.fifo[this.head];
     if (req === undefined) return;
-    if (performance.now() - req.sentAtMs > this.opts.requestTimeoutMs) {
+    const since = req.sentAtMs > this.lastReadMs ? req.sentAtMs : this.lastReadMs;
+    if (performance.now() - since > this.opts.requestTimeoutMs) {
       this.broken(ErrorCode.UPSTREAM_TIMEOUT, `no reply within ${this.opts.requestTimeoutMs} ms`);
     }
   }
@@ -419,7 +495,9 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
       if (sock === this.socket) this.onConnect(sock);
     });
     sock.on('data', (chunk: Buffer) => {
-      if (sock === this.socket) this.parser.feed(chunk);
+      if (sock !== this.socket) return;
+      this.lastReadMs = performance.now(); // once per chunk
+      this.parser.feed(chunk);
     });
     sock.on('drain', () => {
       if (sock === this.socket) this.onWritable();
@@ -448,24 +526,13 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
     } else if (this.log.isLevelEnabled('debug')) {
       this.log.debug('upstream connected');
     }
-    if (this.opts.metaGets) {
-      // asked before the requests queued while connecting, which were encoded without mg
-      this.fifo.splice(this.head, 0, versionProbe(this));
-      this.pendingOut.unshift(VERSION_LINE);
-    }
-    const queued = this.pendingOut;
-    if (queued.length === 0) return;
-    this.pendingOut = [];
+    // asked before anything else; the requests queued meanwhile are written once it is answered
+    this.versionKnown = false;
     this.scheduleWrite();
-    const now = this.tickNowMs;
-    for (let i = this.head; i < this.fifo.length; i++) {
-      const req = this.fifo[i];
-      if (req !== undefined) req.sentAtMs = now;
-    }
-    for (let i = 0; i < queued.length; i++) {
-      const b = queued[i];
-      if (b !== undefined) this.batch.push(b);
-    }
+    const probe = versionProbe(this);
+    probe.sentAtMs = this.tickNowMs;
+    this.fifo.push(probe);
+    this.batch.push(VERSION_LINE);
   }
 
   private onWritable(): void {
@@ -486,6 +553,8 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
     if (this.state === ConnState.UP && performance.now() - this.upSinceMs > this.opts.backoffMaxMs)
       this.backoff.reset();
     const err = new UpstreamError(code, this.address, message, cause === undefined ? undefined : { cause });
+    const reason = RESET_REASON_BY_CODE[code];
+    if (reason !== undefined) this.counters.resets[reason] = (this.counters.resets[reason] ?? 0) + 1;
     this.dropSocket();
     if (closing) {
       this.finishClose();
@@ -513,19 +582,27 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
     if (sock !== null) sock.destroy();
     this.clearTimer('connectTimer');
     this.parser.reset();
-    this.pendingOut = [];
     this.batch.clear();
     this.metaGets = false;
+    this.versionKnown = false;
+    this.serverMeta = false;
+    this.serverVersion = 0;
   }
 
   /** Fails every in-flight request; new ones may be sent from the owners' callbacks. */
   private failAll(reply: Buffer): void {
     const list = this.fifo;
     const from = this.head;
+    const waiting = this.queued;
     this.fifo = [];
     this.head = 0;
+    this.queued = [];
     for (let i = from; i < list.length; i++) {
       const req = list[i];
+      if (req !== undefined) failRequest(req, reply);
+    }
+    for (let i = 0; i < waiting.length; i++) {
+      const req = waiting[i];
       if (req !== undefined) failRequest(req, reply);
     }
   }

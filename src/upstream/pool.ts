@@ -6,14 +6,23 @@
  *   slots:       0   1   0   1   0       assign(): round robin, kept for life
  *   sockets:   [conn 0]  [conn 1]        connectionsPerServer of servers[0]
  *
- * A session keeps its slot, so all its requests travel in order on one socket
- * and memcached answers them in order (a set followed by a get on the same
- * key can never be reordered).
+ * A session keeps its slot while it has requests in flight, so they travel in
+ * order on one socket and memcached answers them in order (a set followed by a
+ * get on the same key can never be reordered). A session with nothing in
+ * flight asks route() first: when its socket is broken (waiting out its
+ * backoff) or still reconnecting, it moves to a healthy socket of the same
+ * server at once, instead of failing until its own socket is back.
+ *
+ *   conn 0 breaks ─▶ its in-flight requests fail (only those) ─▶ sessions on slot 0
+ *   now have nothing in flight ─▶ route(0) = 1 ─▶ their next requests go to conn 1
+ *
+ * Backpressure stays per socket: a session watches the slot it last sent on.
  *
  * NOTE: only servers[0] is used for now; key → server selection (ketama) will
  * live in select.ts and split multi-gets per server.
  */
 import type { Logger } from 'pino';
+import { UpstreamCounterSet, type UpstreamCounters } from '../admin/counters.js';
 import { ErrorCode, ProxyError } from '../errors.js';
 import type { Request } from '../protocol/text/request.js';
 import { UpstreamConnection } from './connection.js';
@@ -32,6 +41,8 @@ export interface UpstreamOptions {
   maxQueued?: number;
   /** send one-key get/gets as mg to memcached 1.6+ (default true) */
   metaGets?: boolean;
+  /** where connection resets are counted, per server (the process keeps one across reloads); a private set when absent */
+  counters?: UpstreamCounterSet;
 }
 
 export interface UpstreamHealth {
@@ -61,6 +72,8 @@ export function parseHostPort(address: string): { host: string; port: number } {
 export class UpstreamPool {
   private readonly conns: readonly UpstreamConnection[];
   private readonly address: string;
+  /** resets of servers[0]'s connections, by reason */
+  readonly counters: UpstreamCounters;
   private nextSlot: number;
 
   constructor(opts: UpstreamOptions) {
@@ -68,6 +81,8 @@ export class UpstreamPool {
     if (first === undefined) throw new ProxyError(ErrorCode.CONFIG_INVALID, 'upstream.servers is empty');
     const { host, port } = parseHostPort(first);
     const count = Math.max(1, Math.floor(opts.connectionsPerServer));
+    const address = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+    const counters = (opts.counters ?? new UpstreamCounterSet()).forServer(address);
     const conns: UpstreamConnection[] = [];
     for (let i = 0; i < count; i++) {
       conns.push(
@@ -81,11 +96,13 @@ export class UpstreamPool {
           maxQueued: opts.maxQueued ?? DEFAULT_MAX_QUEUED,
           metaGets: opts.metaGets ?? true,
           logger: opts.logger.child({ upstream: first, conn: i }),
+          counters,
         }),
       );
     }
     this.conns = conns;
-    this.address = conns[0]?.address ?? first;
+    this.address = address;
+    this.counters = counters;
     this.nextSlot = 0;
   }
 
@@ -104,6 +121,24 @@ export class UpstreamPool {
     const slot = this.nextSlot;
     this.nextSlot = slot + 1 >= this.conns.length ? 0 : slot + 1;
     return slot;
+  }
+
+  /**
+   * The slot a session whose requests are all answered should send on next:
+   * `slot` itself while its connection is up, else the next connection that
+   * is up, else `slot` (every socket of the server is down or connecting).
+   * Only for a session with nothing in flight: moving one with requests in
+   * flight could reorder them.
+   */
+  route(slot: number): number {
+    const n = this.conns.length;
+    const at = slot >= 0 && slot < n ? slot : ((slot % n) + n) % n;
+    if (this.conns[at]?.isUp === true) return at;
+    for (let i = 1; i < n; i++) {
+      const j = at + i < n ? at + i : at + i - n;
+      if (this.conns[j]?.isUp === true) return j;
+    }
+    return at;
   }
 
   /**

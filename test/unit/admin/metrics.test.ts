@@ -6,6 +6,7 @@ import {
   countOutcome,
   observeLatencyUs,
   LATENCY_BUCKET_COUNT,
+  ResetReason,
 } from '../../../src/admin/counters.js';
 import { createMetrics, type MetricsSource } from '../../../src/admin/metrics.js';
 import { Cmd, CommandClass } from '../../../src/protocol/text/commands.js';
@@ -198,6 +199,24 @@ describe('createMetrics', () => {
     ({ samples } = parseExposition(await m.render()));
     expect(value(samples, 'memgate_rotations_total')).toBe(3);
     expect(value(samples, 'memgate_upstream_up', { upstream: '10.0.0.1:11211' })).toBe(0);
+  });
+
+  it('exports upstream resets by server and reason, copied at scrape time, non-zero series only', async () => {
+    const f = fixture();
+    const m = createMetrics(f.source);
+    const a = f.source.process.upstream.forServer('10.0.0.1:11211');
+    f.source.process.upstream.forServer('10.0.0.2:11211');
+    let { samples } = parseExposition(await m.render());
+    expect(samples.filter((s) => s.name === 'memgate_upstream_resets_total')).toEqual([]);
+    a.resets[ResetReason.TIMEOUT] = 2;
+    a.resets[ResetReason.BACKEND_ERROR] = 1;
+    ({ samples } = parseExposition(await m.render()));
+    expect(value(samples, 'memgate_upstream_resets_total', { server: '10.0.0.1:11211', reason: 'timeout' })).toBe(2);
+    expect(value(samples, 'memgate_upstream_resets_total', { server: '10.0.0.1:11211', reason: 'backend_error' })).toBe(
+      1,
+    );
+    expect(samples.filter((s) => s.name === 'memgate_upstream_resets_total')).toHaveLength(2);
+    expect(a.resetsTotal).toBe(3);
   });
 
   it('includes the default process metrics in its own registry, not the global one', async () => {
