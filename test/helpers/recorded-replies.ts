@@ -237,6 +237,15 @@ export function upstreamBytes(c: ReplyCase): Buffer {
   return Buffer.concat(out);
 }
 
+/** How many lines of `text` are exactly `line` (which ends in CRLF). */
+function countLines(text: string, line: string): number {
+  let n = 0;
+  for (let at = text.indexOf(line); at !== -1; at = text.indexOf(line, at + line.length)) {
+    if (at === 0 || text[at - 1] === '\n') n++;
+  }
+  return n;
+}
+
 /** One connection to memcached: send bytes, read until `mn`'s MN closes the reply. */
 export class Recorder {
   private readonly sock: net.Socket;
@@ -262,8 +271,13 @@ export class Recorder {
   /** memcached's reply to `bytes`: everything before the MN of an `mn` sent after them. */
   async exchange(bytes: Buffer, timeoutMs = 5000): Promise<string> {
     this.sock.write(Buffer.concat([bytes, Buffer.from('mn\r\n', 'latin1')]));
+    // the case itself may be an mn: wait for one MN per mn sent, not the first one that arrives
+    const expected = countLines(bytes.toString('latin1'), 'mn\r\n') + 1;
     const deadline = Date.now() + timeoutMs;
-    while (!this.buf.toString('latin1').endsWith('MN\r\n')) {
+    while (
+      !this.buf.toString('latin1').endsWith('MN\r\n') ||
+      countLines(this.buf.toString('latin1'), 'MN\r\n') < expected
+    ) {
       if (Date.now() > deadline)
         throw new Error(`no MN after ${JSON.stringify(bytes.subarray(0, 64).toString('latin1'))}`);
       await new Promise<void>((r) => {
