@@ -20,7 +20,6 @@ import { ConnectionLimiter, type ConnectionCaps } from './server/conn-limits.js'
 import { MemoryGuard } from './server/memory-guard.js';
 import { Listener, type ListenerSpec } from './server/listener.js';
 import { ClientSession, type SessionContext } from './server/session.js';
-import { askUpstreamVersion } from './server/tenant-stats.js';
 import { TenantRegistry, workerShare, type TenantRuntime } from './server/tenants.js';
 import { openStateStore, type StateStore } from './state/store.js';
 import { UpstreamPool } from './upstream/pool.js';
@@ -200,7 +199,6 @@ class Memgate implements Proxy, SessionContext {
     this.store.onChange(() => (this.processCounters.rotations = this.store.rotationsApplied));
     this.registry = new TenantRegistry(policy, this.store, this.config.limits, this.shareOf);
     this.currentPool.start();
-    askUpstreamVersion(this.currentPool); // for STAT version
     this.memory.start();
     for (const spec of this.config.listen) this.listeners.push(await this.openListener(spec));
     if (this.config.admin !== undefined) {

@@ -40,7 +40,7 @@ import { WriteBatch } from '../upstream/write-batch.js';
 import { endAndRelease } from './close.js';
 import { isMultiGet, MultiGet, type MultiGetHost } from './multiget.js';
 import { ReplyQueue } from './reply-queue.js';
-import { deferTenantStats, noteVersionReply, STATS_AT_FLUSH, tenantStatsReply } from './tenant-stats.js';
+import { deferTenantStats, STATS_AT_FLUSH, tenantStatsReply } from './tenant-stats.js';
 import { requestDeadlines, type DeadlineMember } from './request-deadline.js';
 import type { TenantRegistry, TenantRuntime } from './tenants.js';
 
@@ -565,7 +565,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
 
   private answerStats(t: TenantRuntime, req: Request): void {
     if (req.argsEnd <= req.argsStart) {
-      deferTenantStats(req, this.pool, this.slot); // built when written: it counts what is answered before it
+      deferTenantStats(req); // built when written: it counts what is answered before it
       return;
     }
     let end = req.argsStart;
@@ -859,7 +859,8 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
     while (req !== undefined && (req.done || this.writeMultiGet(req, batch))) {
       if (counters !== undefined) account(counters, req, nowMs);
       if (req.reply === STATS_AT_FLUSH) {
-        req.reply = this.tenant === null ? null : [tenantStatsReply(this.tenant, this.ctx.version, batch.bytes)];
+        const t = this.tenant;
+        req.reply = t === null ? null : [tenantStatsReply(t, this.ctx.version, this.pool.serverVersion, batch.bytes)];
       }
       const reply = req.binary !== null ? encodeBinaryReply(req) : isHidden(req) ? null : req.reply;
       if (reply !== null) {
@@ -1024,9 +1025,6 @@ function account(c: TenantCounters, req: Request, nowMs: number): void {
       c.cmdTouch++;
       if (s === ReplyStatus.TOUCHED) c.touchHits++;
       else c.touchMisses++;
-      return;
-    case CommandClass.INFO:
-      if (req.cmd === Cmd.VERSION) noteVersionReply(req); // STAT version says what `version` says
       return;
     default:
   }

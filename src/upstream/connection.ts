@@ -38,7 +38,7 @@ import { notAllowed, Replies } from '../protocol/text/replies.js';
 import { ReplyStatus, Request, type ReplyOwner } from '../protocol/text/request.js';
 import { encodeRequest } from '../protocol/text/request-encoder.js';
 import { ResponseParser, replyShapeOf, type InFlight } from '../protocol/text/response-parser.js';
-import { backendRefusal, parseVersionReply } from './backend-guard.js';
+import { backendRefusal, parseVersionReply, versionNumber } from './backend-guard.js';
 import { WriteBatch } from './write-batch.js';
 
 /**
@@ -119,14 +119,13 @@ export function failRequest(req: Request, reply: Buffer): void {
 
 const COMPACT_AT = 1024;
 const VERSION_LINE = Buffer.from('version\r\n', 'latin1');
-const VERSION_REPLY = /^VERSION (\d+)\.(\d+)/;
+/** The version token of a `VERSION <token>` reply, as `stats` shows it (one word). */
+const VERSION_TOKEN = /^VERSION ([\x21-\x7e]{1,64})$/;
+const FIRST_META_VERSION = versionNumber(1, 6, 0);
 
 /** True when a `VERSION …` reply names memcached 1.6 or later (meta commands with `VA`/`EN` replies). */
 export function speaksMeta(versionReply: string): boolean {
-  const m = VERSION_REPLY.exec(versionReply);
-  if (m === null) return false;
-  const major = Number(m[1]);
-  return major > 1 || (major === 1 && Number(m[2]) >= 6);
+  return parseVersionReply(versionReply) >= FIRST_META_VERSION;
 }
 
 /** The `version` a connection asks before anything else. */
@@ -229,6 +228,8 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
   private serverMeta: boolean;
   /** this socket's server version (backend-guard.ts versionNumber), 0 when unknown */
   private serverVersion: number;
+  /** the version string the server last answered (kept across reconnects), null before any */
+  private versionText: string | null;
   private readonly counters: UpstreamCounters;
 
   constructor(opts: ConnectionOptions) {
@@ -260,6 +261,7 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
     this.versionKnown = false;
     this.serverMeta = false;
     this.serverVersion = 0;
+    this.versionText = null;
     this.counters = opts.counters ?? new UpstreamCounters(this.address);
   }
 
@@ -269,6 +271,11 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
 
   get isUp(): boolean {
     return this.state === ConnState.UP;
+  }
+
+  /** memcached's version string as this server last answered the version probe; null before any answer */
+  get version(): string | null {
+    return this.versionText;
   }
 
   /** requests written and not answered, and requests queued until the connection can take them */
@@ -415,6 +422,8 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
     // anything but a VERSION line (an ERROR from something that is not memcached 1.6) means no meta
     this.serverMeta = speaksMeta(text);
     this.serverVersion = parseVersionReply(text);
+    const token = VERSION_TOKEN.exec(text)?.[1];
+    if (token !== undefined) this.versionText = token;
     this.metaGets = this.opts.metaGets && this.serverMeta;
     this.versionKnown = true;
     if (this.log.isLevelEnabled('debug'))

@@ -160,6 +160,12 @@ export class UpstreamPool {
     this.conn(slot).onDrain(cb);
   }
 
+  /** memcached's version string, from the first connection whose version probe was answered; null before. */
+  get serverVersion(): string | null {
+    for (const c of this.conns) if (c.version !== null) return c.version;
+    return null;
+  }
+
   /** One entry per server. */
   health(): UpstreamHealth[] {
     let up = false;
