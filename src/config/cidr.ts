@@ -64,6 +64,15 @@ export function normalizeAddress(text: string): NormalizedAddress | null {
   return { family: 6, address: formatIpv6(bytes) };
 }
 
+/**
+ * The key a peer is counted under (connection caps, authentication failures):
+ * its normalised address, so one peer is one key on every listener
+ * (`::ffff:10.0.0.1` is `10.0.0.1`); the text itself when it is not an address.
+ */
+export function addressKey(text: string): string {
+  return normalizeAddress(text)?.address ?? text;
+}
+
 /** Parse `addr/len` or a bare address. Throws `Error` with a message fit for a config problem. */
 export function parseCidr(text: string): Cidr {
   const slash = text.indexOf('/');

@@ -25,7 +25,7 @@
  * lines are sampled (AuditSampler).
  */
 import type { CompiledPolicy, Rights } from '../policy/compile.js';
-import { normalizeAddress } from '../config/cidr.js';
+import { addressKey } from '../config/cidr.js';
 import { DummyHashes, verifyDummy, verifyPassword } from '../policy/password.js';
 import type { AuditSampler } from './audit.js';
 import { AttemptStart, AuthFailureTracker, type AuthFailureOptions } from './conn-limits.js';
@@ -148,11 +148,6 @@ export class Authenticator {
     this.hashes.reconfigure(settings.maxConcurrentHashes, settings.maxQueuedHashes);
   }
 
-  /** True while `addr` (any textual form) is locked out. */
-  isLockedOut(addr: string): boolean {
-    return this.byAddress.isLockedOut(addressKey(addr), performance.now());
-  }
-
   async verify(username: Buffer, password: Buffer, addr: string): Promise<AuthResult> {
     const user = username.toString('latin1');
     const peer = addressKey(addr);
@@ -241,11 +236,6 @@ export class Authenticator {
     }
     return this.dummies.hashes;
   }
-}
-
-/** The key failures are counted under: the normalised address, so one peer is one key on every listener. */
-function addressKey(addr: string): string {
-  return normalizeAddress(addr)?.address ?? addr;
 }
 
 /**

@@ -9,7 +9,7 @@ import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { Rights } from '../policy/compile.js';
 import { Replies } from '../protocol/text/replies.js';
-import { normalizeAddress } from '../config/cidr.js';
+import { addressKey } from '../config/cidr.js';
 import { endAndRelease } from './close.js';
 import { CONN_REJECT_NAMES, ConnReject } from './conn-limits.js';
 import { ClientSession, type SessionContext } from './session.js';
@@ -230,10 +230,9 @@ export class Listener {
   }
 }
 
-/** The source address connections are counted under: normalised, so one peer is one key on every listener. */
+/** The source address connections are counted under (cidr.ts addressKey). */
 function peerKey(socket: net.Socket): string {
-  const addr = socket.remoteAddress ?? '';
-  return normalizeAddress(addr)?.address ?? addr;
+  return addressKey(socket.remoteAddress ?? '');
 }
 
 /**
