@@ -35,6 +35,7 @@
  * NOTE: an item stored by another path than memgate larger than maxValueBytes
  * (memcached started with a larger -I) can exceed the reservation by its size.
  */
+import { partsBytes } from '../protocol/text/bytes.js';
 import { Cmd } from '../protocol/text/commands.js';
 import { Replies } from '../protocol/text/replies.js';
 import { ReplyStatus, Request, type ReplyOwner } from '../protocol/text/request.js';
@@ -102,12 +103,6 @@ export function firstOccurrences(line: Buffer, keys: readonly number[]): Int32Ar
     }
   }
   return first;
-}
-
-function partsBytes(parts: readonly Buffer[]): number {
-  let n = 0;
-  for (let i = 0; i < parts.length; i++) n += parts[i]?.length ?? 0;
-  return n;
 }
 
 /** One key's request: the parent's command, line, namespace and exptime, one key. */

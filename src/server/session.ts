@@ -20,7 +20,7 @@ import {
 } from '../admin/counters.js';
 import type { Logger } from 'pino';
 import { Cmd, CommandClass, COMMAND_BY_ID } from '../protocol/text/commands.js';
-import { secondsUntil } from '../protocol/text/bytes.js';
+import { partsBytes, secondsUntil } from '../protocol/text/bytes.js';
 import { Replies } from '../protocol/text/replies.js';
 import { Request, ReplyStatus, type ReplyOwner, type RequestSink } from '../protocol/text/request.js';
 import { RequestParser } from '../protocol/text/request-parser.js';
@@ -836,9 +836,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
 
   onReply(req: Request): void {
     this.forwarded--;
-    let bytes = 0;
-    const reply = req.reply;
-    if (reply !== null) for (let i = 0; i < reply.length; i++) bytes += reply[i]?.length ?? 0;
+    const bytes = req.reply === null ? 0 : partsBytes(req.reply);
     if (bytes > this.largestReplyBytes) this.largestReplyBytes = bytes;
     if (this.closed || this.flushScheduled) return;
     // an earlier slot is still empty: nothing to write yet (unless a multi-get waits for the window)

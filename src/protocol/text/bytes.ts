@@ -216,3 +216,10 @@ export function copyBytes(src: Buffer, start: number, end: number, dst: Buffer, 
   for (let i = start; i < end; i++) dst[o++] = src[i] ?? 0;
   return o;
 }
+
+/** Total bytes of a list of slices (a reply's or a value's parts). */
+export function partsBytes(parts: readonly Buffer[]): number {
+  let n = 0;
+  for (let i = 0; i < parts.length; i++) n += parts[i]?.length ?? 0;
+  return n;
+}

@@ -13,7 +13,7 @@
  * and hides the ones the client asked not to see.
  */
 import { MAX_KEY_BYTES, MAX_UPSTREAM_LINE_BYTES } from '../limits.js';
-import { copyBytes } from './bytes.js';
+import { copyBytes, partsBytes } from './bytes.js';
 import { Cmd, Syntax, commandSpec, type CommandSpec } from './commands.js';
 import { CRLF, Replies } from './replies.js';
 import type { Request } from './request.js';
@@ -105,9 +105,7 @@ function endLine(dst: Buffer, at: number): number {
 
 /** Sum of the value slices; -1 when they do not add up to `req.bytes`. */
 function checkValue(req: Request): number {
-  const v = req.value;
-  let total = 0;
-  if (v !== null) for (let i = 0; i < v.length; i++) total += v[i]?.length ?? 0;
+  const total = req.value === null ? 0 : partsBytes(req.value);
   return total === req.bytes ? total : -1;
 }
 
