@@ -248,9 +248,10 @@ export function burstNotes(
   global: { readonly maxKeysPerGet: number; readonly maxValueBytes: number },
 ): string[] {
   const notes: string[] = [];
-  const ops = limits.opsPerSecond ?? 0;
-  if (ops > 0) {
-    const burst = limits.burst ?? ops;
+  // the bursts as the budgets get them, so the notes can never describe other numbers
+  const p = budgetParametersFromLimits(limits, global);
+  const burst = p.opsBurst ?? 0;
+  if (p.opsPerSecond > 0) {
     const maxKeys = Math.min(limits.maxKeysPerGet ?? global.maxKeysPerGet, global.maxKeysPerGet);
     if (maxKeys > burst) {
       notes.push(
@@ -261,12 +262,11 @@ export function burstNotes(
       );
     }
   }
-  const bytes = limits.bytesPerSecond ?? 0;
-  const maxItem = Math.min(limits.maxItemBytes ?? global.maxValueBytes, global.maxValueBytes);
-  if (bytes > 0 && maxItem > bytes) {
+  const bytesBurst = p.bytesBurst ?? 0;
+  if (p.bytesPerSecond > 0 && bytesBurst > p.bytesPerSecond) {
     notes.push(
-      `tenant ${tenant}: bytesPerSecond (${bytes}) is smaller than its largest value (${maxItem} bytes): ` +
-        `its bytes burst is ${maxItem}, so that one value can be stored`,
+      `tenant ${tenant}: bytesPerSecond (${p.bytesPerSecond}) is smaller than its largest value (${bytesBurst} bytes): ` +
+        `its bytes burst is ${bytesBurst}, so that one value can be stored`,
     );
   }
   return notes;
