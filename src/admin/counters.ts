@@ -141,7 +141,6 @@ export const ResetReason = {
   SOCKET_ERROR: 5,
 } as const;
 export type ResetReason = (typeof ResetReason)[keyof typeof ResetReason];
-export const RESET_REASON_COUNT = 6;
 /** Label values by `ResetReason`. */
 export const RESET_REASON_NAMES: readonly string[] = Object.freeze([
   'timeout',
@@ -151,6 +150,7 @@ export const RESET_REASON_NAMES: readonly string[] = Object.freeze([
   'connect_failed',
   'socket_error',
 ]);
+export const RESET_REASON_COUNT = RESET_REASON_NAMES.length;
 
 /** Plain numbers of one upstream server, bumped by its connections. */
 export class UpstreamCounters {

@@ -132,7 +132,7 @@ export class UpstreamPool {
    */
   route(slot: number): number {
     const n = this.conns.length;
-    const at = slot >= 0 && slot < n ? slot : ((slot % n) + n) % n;
+    const at = this.slotIndex(slot);
     if (this.conns[at]?.isUp === true) return at;
     for (let i = 1; i < n; i++) {
       const j = at + i < n ? at + i : at + i - n;
@@ -183,9 +183,14 @@ export class UpstreamPool {
   }
 
   private conn(slot: number): UpstreamConnection {
-    const n = this.conns.length;
-    const c = this.conns[slot >= 0 && slot < n ? slot : ((slot % n) + n) % n];
+    const c = this.conns[this.slotIndex(slot)];
     if (c === undefined) throw new RangeError(`no upstream slot ${slot}`);
     return c;
+  }
+
+  /** `slot` as an index into conns (any integer wraps round). */
+  private slotIndex(slot: number): number {
+    const n = this.conns.length;
+    return slot >= 0 && slot < n ? slot : ((slot % n) + n) % n;
   }
 }
