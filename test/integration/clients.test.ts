@@ -6,26 +6,15 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnMemcached, type MemcachedProcess } from '../helpers/spawn-memcached.js';
-import { startProxy, TWO_TENANTS_YAML, type RunningProxy } from '../helpers/proxy.js';
+import { describe, expect, it } from 'vitest';
+import { TWO_TENANTS_YAML } from '../helpers/proxy.js';
+import { useMemcachedAndProxy } from '../helpers/memcached-and-proxy.js';
 
 const run = promisify(execFile);
 const MEMCAPABLE = ['/usr/bin/memccapable', '/usr/bin/memcapable'].find((p) => fs.existsSync(p));
 const PYTHON = '/usr/bin/python3';
 
-let mc: MemcachedProcess;
-let gate: RunningProxy;
-
-beforeAll(async () => {
-  mc = await spawnMemcached();
-  gate = await startProxy(TWO_TENANTS_YAML, mc.address);
-});
-
-afterAll(async () => {
-  await gate?.stop();
-  await mc?.stop();
-});
+const env = useMemcachedAndProxy(TWO_TENANTS_YAML);
 
 async function memcapable(port: number, flag: string): Promise<{ code: number; out: string }> {
   if (MEMCAPABLE === undefined)
@@ -48,8 +37,8 @@ function passed(out: string): string[] {
 
 describe('memcapable (libmemcached-tools)', () => {
   it('passes through a namespaced tenant listener every ascii test it passes against memcached', async () => {
-    const direct = await memcapable(mc.port, '-a');
-    const proxied = await memcapable(gate.port(0), '-a');
+    const direct = await memcapable(env.mc.port, '-a');
+    const proxied = await memcapable(env.gate.port(0), '-a');
     expect(passed(direct.out).length).toBeGreaterThan(20);
     expect(passed(proxied.out)).toEqual(passed(direct.out));
     expect(proxied.out).toContain('All tests passed');
@@ -83,7 +72,7 @@ assert c.flush_all(noreply=False)
 assert c.get('m2') is None
 print('pymemcache ok')
 `;
-    const r = await run(PYTHON, ['-c', script, String(gate.port(1))], { timeout: 30_000 });
+    const r = await run(PYTHON, ['-c', script, String(env.gate.port(1))], { timeout: 30_000 });
     expect(r.stdout).toContain('pymemcache ok');
   });
 });

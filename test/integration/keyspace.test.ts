@@ -7,29 +7,19 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnMemcached, type MemcachedProcess } from '../helpers/spawn-memcached.js';
-import { startProxy, TWO_TENANTS_YAML, type RunningProxy } from '../helpers/proxy.js';
+import { describe, expect, it } from 'vitest';
+import { TWO_TENANTS_YAML } from '../helpers/proxy.js';
+import { useMemcachedAndProxy } from '../helpers/memcached-and-proxy.js';
 import { TextClient } from '../helpers/text-client.js';
 
 const run = promisify(execFile);
 const PYTHON = '/usr/bin/python3';
 
-let mc: MemcachedProcess;
-let gate: RunningProxy;
 const ALPHA = 0;
 const BETA = 1;
 const OPS = 2;
 
-beforeAll(async () => {
-  mc = await spawnMemcached();
-  gate = await startProxy(TWO_TENANTS_YAML, mc.address);
-});
-
-afterAll(async () => {
-  await gate?.stop();
-  await mc?.stop();
-});
+const env = useMemcachedAndProxy(TWO_TENANTS_YAML);
 
 const b64 = (s: string | Buffer): string => (typeof s === 'string' ? Buffer.from(s, 'latin1') : s).toString('base64');
 
@@ -50,8 +40,8 @@ function meKeyOnly(reply: string): string {
 /** The same commands, with keys built from `tag`, directly to memcached and through memgate. */
 async function differential(build: (tag: string) => string[]): Promise<{ direct: string[]; proxied: string[] }> {
   const tag = `t${Math.random().toString(36).slice(2, 8)}`;
-  const direct = (await replies(mc.port, build(tag))).map(meKeyOnly);
-  const proxied = (await replies(gate.port(ALPHA), build(tag))).map(meKeyOnly);
+  const direct = (await replies(env.mc.port, build(tag))).map(meKeyOnly);
+  const proxied = (await replies(env.gate.port(ALPHA), build(tag))).map(meKeyOnly);
   return { direct, proxied };
 }
 
@@ -120,12 +110,12 @@ describe('meta key echo in the encoding memcached chose', () => {
   });
 
   it('does not reset the shared upstream connection: another tenant’s pipeline is unaffected', async () => {
-    const b = await TextClient.connect(gate.port(BETA));
-    const a = await TextClient.connect(gate.port(ALPHA));
+    const b = await TextClient.connect(env.gate.port(BETA));
+    const a = await TextClient.connect(env.gate.port(ALPHA));
     await a.request('set shared1 0 0 1\r\n1\r\nms c2hhcmVkMg== 1 b\r\n2\r\n');
     await b.request('version\r\n');
     // memgate reconnects after a reset: memcached's connection count would grow
-    const d = await TextClient.connect(mc.port);
+    const d = await TextClient.connect(env.mc.port);
     const connections = async (): Promise<string> =>
       /STAT total_connections (\d+)/.exec(await d.request('stats\r\n'))?.[1] ?? 'none';
     const before = await connections();
@@ -210,12 +200,12 @@ describe('binary GETK of keys with bytes ≥ 0x80', () => {
     const head = Buffer.from(`clé-ünïcode-${Math.random().toString(36).slice(2, 8)}-`, 'utf8');
     const key = Buffer.concat([head, Buffer.alloc(length - head.length, 'é')]).subarray(0, length);
     expect(key.length).toBe(length);
-    const t = await TextClient.connect(gate.port(ALPHA));
+    const t = await TextClient.connect(env.gate.port(ALPHA));
     expect(await t.request(Buffer.concat([Buffer.from('set '), key, Buffer.from(' 0 0 3\r\nabc\r\n')]))).toBe(
       'STORED\r\n',
     );
     t.close();
-    const c = await TextClient.connect(gate.port(ALPHA));
+    const c = await TextClient.connect(env.gate.port(ALPHA));
     c.send(
       Buffer.concat([
         packet(OP.GETK, key),
@@ -251,7 +241,7 @@ function longKey(n: number, seed: string): string {
 
 describe('the whole 250-byte key space for a namespaced tenant', () => {
   it('stores and reads keys of 237 to 250 bytes with classic commands, echoing them exactly', async () => {
-    const a = await TextClient.connect(gate.port(ALPHA));
+    const a = await TextClient.connect(env.gate.port(ALPHA));
     for (let n = 237; n <= 250; n++) {
       const k = longKey(n, `c${n}`);
       expect(await a.request(`set ${k} 5 0 2\r\nv${n % 10}\r\n`)).toBe('STORED\r\n');
@@ -266,7 +256,7 @@ describe('the whole 250-byte key space for a namespaced tenant', () => {
   });
 
   it('keeps 250-byte keys that differ only in their last byte apart', async () => {
-    const a = await TextClient.connect(gate.port(ALPHA));
+    const a = await TextClient.connect(env.gate.port(ALPHA));
     const base = longKey(249, 'twin');
     expect(await a.request(`set ${base}1 0 0 1\r\n1\r\nset ${base}2 0 0 1\r\n2\r\n`)).toBe('STORED\r\nSTORED\r\n');
     expect(await a.request(`get ${base}1 ${base}2\r\n`)).toBe(
@@ -274,13 +264,13 @@ describe('the whole 250-byte key space for a namespaced tenant', () => {
     );
     a.close();
     // the other tenant's same key is another item
-    const b = await TextClient.connect(gate.port(BETA));
+    const b = await TextClient.connect(env.gate.port(BETA));
     expect(await b.request(`get ${base}1\r\n`)).toBe('END\r\n');
     b.close();
   });
 
   it('answers a multi-get mixing short and long keys with every key exactly as sent, in order', async () => {
-    const a = await TextClient.connect(gate.port(ALPHA));
+    const a = await TextClient.connect(env.gate.port(ALPHA));
     const keys = [longKey(250, 'm1'), 'short1', longKey(240, 'm2'), longKey(236, 'm3'), 'short2', longKey(250, 'm4')];
     for (const [i, k] of keys.entries()) expect(await a.request(`set ${k} ${i} 0 1\r\n${i}\r\n`)).toBe('STORED\r\n');
     const missing = longKey(250, 'gone');
@@ -296,7 +286,7 @@ describe('the whole 250-byte key space for a namespaced tenant', () => {
   });
 
   it('serves meta commands with plain and base64 keys of up to 250 bytes, echoing k and ME as sent', async () => {
-    const a = await TextClient.connect(gate.port(ALPHA));
+    const a = await TextClient.connect(env.gate.port(ALPHA));
     for (const n of [237, 240, 249, 250]) {
       const k = longKey(n, `meta${n}`);
       expect(await a.request(`ms ${k} 2 T0 k\r\nhi\r\n`)).toBe(`HD k${k}\r\n`);
@@ -314,7 +304,7 @@ describe('the whole 250-byte key space for a namespaced tenant', () => {
   });
 
   it('serves binary SET and GETK of 250-byte keys', async () => {
-    const c = await TextClient.connect(gate.port(ALPHA));
+    const c = await TextClient.connect(env.gate.port(ALPHA));
     const plain = Buffer.from(longKey(250, 'bp'), 'latin1');
     const raw = Buffer.from(longKey(250, 'br').replace(/k/g, '\u00ff'), 'latin1');
     const extras = Buffer.alloc(8);
@@ -336,7 +326,7 @@ describe('the whole 250-byte key space for a namespaced tenant', () => {
   });
 
   it('stores the dalli-style hashed keys of 249 and 250 bytes', async () => {
-    const a = await TextClient.connect(gate.port(ALPHA));
+    const a = await TextClient.connect(env.gate.port(ALPHA));
     // dalli keeps the head of a long key and appends ":md5:<hex digest>"
     for (const k of [
       `${'d'.repeat(212)}:md5:${'0123456789abcdef'.repeat(2)}`,
@@ -350,14 +340,14 @@ describe('the whole 250-byte key space for a namespaced tenant', () => {
   it('still refuses a 251-byte key as memcached does, and stays in sync', async () => {
     const k = 'z'.repeat(251);
     const lines = [`get ${k}\r\n`, `mg ${k} v\r\n`, `mg ${b64(k)} b v\r\n`];
-    const direct = await replies(mc.port, lines);
-    const proxied = await replies(gate.port(ALPHA), lines);
+    const direct = await replies(env.mc.port, lines);
+    const proxied = await replies(env.gate.port(ALPHA), lines);
     expect(proxied).toEqual(direct);
     expect(proxied[0]).toBe('CLIENT_ERROR bad command line format\r\n');
   });
 
   it('hides long keys after a flush_all like any other key', async () => {
-    const a = await TextClient.connect(gate.port(BETA));
+    const a = await TextClient.connect(env.gate.port(BETA));
     const k = longKey(250, 'rot');
     expect(await a.request(`set ${k} 0 0 1\r\n1\r\nflush_all\r\nget ${k}\r\n`)).toBe('STORED\r\nOK\r\nEND\r\n');
     a.close();
@@ -365,10 +355,10 @@ describe('the whole 250-byte key space for a namespaced tenant', () => {
 
   it('passes an admin tenant’s keys unchanged, with memcached’s own 250-byte limit', async () => {
     const k = longKey(250, 'admin');
-    const o = await TextClient.connect(gate.port(OPS));
+    const o = await TextClient.connect(env.gate.port(OPS));
     expect(await o.request(`set ${k} 0 0 1\r\n1\r\n`)).toBe('STORED\r\n');
     o.close();
-    const d = await TextClient.connect(mc.port);
+    const d = await TextClient.connect(env.mc.port);
     expect(await d.request(`get ${k}\r\n`)).toBe(`VALUE ${k} 0 1\r\n1\r\nEND\r\n`);
     d.close();
   });
@@ -388,7 +378,7 @@ print('pymemcache long ok')
 `;
     const r = await run(
       PYTHON,
-      ['-c', script, String(gate.port(ALPHA)), Math.random().toString(36).slice(2, 12).padEnd(10, 'x')],
+      ['-c', script, String(env.gate.port(ALPHA)), Math.random().toString(36).slice(2, 12).padEnd(10, 'x')],
       {
         timeout: 30_000,
       },

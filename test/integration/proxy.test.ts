@@ -2,34 +2,25 @@
  * memgate in front of a real memcached: tenants, namespaces, denials,
  * ordering, noreply, oversize input, upstream failure and recovery.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnMemcached, type MemcachedProcess } from '../helpers/spawn-memcached.js';
-import { startProxy, TWO_TENANTS_YAML, type RunningProxy } from '../helpers/proxy.js';
+import { describe, expect, it } from 'vitest';
+import { spawnMemcached } from '../helpers/spawn-memcached.js';
+import { TWO_TENANTS_YAML } from '../helpers/proxy.js';
 import { TextClient } from '../helpers/text-client.js';
+import { useMemcachedAndProxy } from '../helpers/memcached-and-proxy.js';
 
-let mc: MemcachedProcess;
-let gate: RunningProxy;
 const ALPHA = 0;
 const BETA = 1;
 const OPS = 2;
 const GAMMA = 3;
 
-beforeAll(async () => {
-  mc = await spawnMemcached();
-  gate = await startProxy(TWO_TENANTS_YAML, mc.address);
-});
-
-afterAll(async () => {
-  await gate?.stop();
-  await mc?.stop();
-});
+const env = useMemcachedAndProxy(TWO_TENANTS_YAML);
 
 async function client(listener: number): Promise<TextClient> {
-  return TextClient.connect(gate.port(listener));
+  return TextClient.connect(env.gate.port(listener));
 }
 
 async function direct(): Promise<TextClient> {
-  return TextClient.connect(mc.port);
+  return TextClient.connect(env.mc.port);
 }
 
 describe('tenants and namespaces', () => {
@@ -331,10 +322,10 @@ describe('upstream failure', () => {
   it('answers SERVER_ERROR backend failure while memcached is down, then recovers', async () => {
     const a = await client(ALPHA);
     expect(await a.request('set before 0 0 1\r\n1\r\n')).toBe('STORED\r\n');
-    await mc.kill();
+    await env.mc.kill();
     a.send('get before\r\n');
     expect(await a.readUntil('\r\n', 3000)).toBe('SERVER_ERROR backend failure\r\n');
-    await mc.restart();
+    await env.mc.restart();
     const deadline = Date.now() + 10_000;
     let reply = '';
     while (Date.now() < deadline) {

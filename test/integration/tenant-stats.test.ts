@@ -6,24 +6,14 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnMemcached, type MemcachedProcess } from '../helpers/spawn-memcached.js';
-import { startProxy, TWO_TENANTS_YAML, type RunningProxy } from '../helpers/proxy.js';
+import { describe, expect, it } from 'vitest';
+import { TWO_TENANTS_YAML } from '../helpers/proxy.js';
+import { useMemcachedAndProxy } from '../helpers/memcached-and-proxy.js';
 import { TextClient } from '../helpers/text-client.js';
 
 const run = promisify(execFile);
-let mc: MemcachedProcess;
-let gate: RunningProxy;
 
-beforeAll(async () => {
-  mc = await spawnMemcached();
-  gate = await startProxy(TWO_TENANTS_YAML, mc.address);
-});
-
-afterAll(async () => {
-  await gate?.stop();
-  await mc?.stop();
-});
+const env = useMemcachedAndProxy(TWO_TENANTS_YAML);
 
 /** The STAT blocks of a reply stream, each as a name → value map (values as text). */
 function statBlocks(text: string): Map<string, string>[] {
@@ -57,7 +47,7 @@ const PIPELINE =
 
 describe('a tenant’s plain stats', () => {
   it('counts every request answered before it in the same pipeline, as memcached does', async () => {
-    const direct = await TextClient.connect(mc.port);
+    const direct = await TextClient.connect(env.mc.port);
     const [mcBefore, mcAfter] = statBlocks(await direct.request(PIPELINE));
     direct.close();
     const expected = {
@@ -71,14 +61,14 @@ describe('a tenant’s plain stats', () => {
     };
     expect(mcBefore && mcAfter && growth(mcBefore, mcAfter)).toEqual(expected); // memcached itself
 
-    const c = await TextClient.connect(gate.port(0));
+    const c = await TextClient.connect(env.gate.port(0));
     const [before, after] = statBlocks(await c.request(PIPELINE));
     expect(before && after && growth(before, after)).toEqual(expected);
     c.close();
   });
 
   it('counts the bytes of every reply written before it', async () => {
-    const c = await TextClient.connect(gate.port(1));
+    const c = await TextClient.connect(env.gate.port(1));
     const text = await c.request('stats\r\nset st:b 0 0 2\r\nhi\r\nget st:b\r\nstats\r\n');
     const [before, after] = statBlocks(text);
     const between = text.slice(0, text.lastIndexOf('STAT pid ')); // the first stats reply, STORED, VALUE…END
@@ -89,10 +79,10 @@ describe('a tenant’s plain stats', () => {
   });
 
   it('is STAT <name> <one token> lines: memcached’s names in memcached’s order, then memgate_*', async () => {
-    const direct = await TextClient.connect(mc.port);
+    const direct = await TextClient.connect(env.mc.port);
     const real = await direct.request('stats\r\n');
     direct.close();
-    const c = await TextClient.connect(gate.port(0));
+    const c = await TextClient.connect(env.gate.port(0));
     const ours = await c.request('stats\r\n');
     const viaVersion = await versionOf(c);
     c.close();
@@ -134,12 +124,12 @@ assert after[b'cmd_set'] - before[b'cmd_set'] == 1, (before, after)
 assert after[b'get_hits'] - before[b'get_hits'] == 1, (before, after)
 print('stats ok')
 `;
-    const r = await run('/usr/bin/python3', ['-c', script, String(gate.port(1))], { timeout: 30_000 });
+    const r = await run('/usr/bin/python3', ['-c', script, String(env.gate.port(1))], { timeout: 30_000 });
     expect(r.stdout).toContain('stats ok');
   });
 
   it('libmemcached (memcstat): reads memcached’s version and memgate’s own', async () => {
-    const r = await run('memcstat', [`--servers=127.0.0.1:${gate.port(1)}`], { timeout: 30_000 });
+    const r = await run('memcstat', [`--servers=127.0.0.1:${env.gate.port(1)}`], { timeout: 30_000 });
     const version = /^\tversion: (.*)$/m.exec(r.stdout)?.[1];
     expect(version).toMatch(/^\d+\.\d+\.\d+/);
     expect(r.stdout).toMatch(/^\tmemgate_version: 0\.1\.0$/m);
