@@ -166,9 +166,14 @@ export function isUint64(buf: Buffer, start: number, end: number): boolean {
  * few bytes of a token.
  */
 export function isToken(buf: Buffer, start: number, end: number, literal: Buffer): boolean {
-  const n = literal.length;
-  if (end - start !== n) return false;
-  for (let i = 0; i < n; i++) if (buf[start + i] !== literal[i]) return false;
+  return equalBytes(buf, start, end, literal, 0, literal.length);
+}
+
+/** True when `a[as, ae)` and `b[bs, be)` hold the same bytes (a byte loop, as isToken). */
+export function equalBytes(a: Buffer, as: number, ae: number, b: Buffer, bs: number, be: number): boolean {
+  const n = ae - as;
+  if (n !== be - bs) return false;
+  for (let j = 0; j < n; j++) if (a[as + j] !== b[bs + j]) return false;
   return true;
 }
 

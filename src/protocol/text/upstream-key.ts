@@ -42,7 +42,7 @@ import {
   decodeBase64Into,
   encodeBase64Into,
 } from './base64.js';
-import { copyBytes, hasNoControlBytes } from './bytes.js';
+import { copyBytes, equalBytes, hasNoControlBytes } from './bytes.js';
 import type { Request } from './request.js';
 
 /** The byte after the namespace of every digested key (never in UTF-8; a direct key never has it there). */
@@ -211,13 +211,6 @@ export function isUpstreamKey(req: Request, i: number, buf: Buffer, s: number, e
   if (!p.digested && !req.metaBase64) return equalBytes(buf, s + n, e, req.line, ks, ke);
   const raw = rawUpstreamKey(req, i, ns, p);
   return equalBytes(buf, s, e, upstreamRaw, 0, raw);
-}
-
-function equalBytes(a: Buffer, as: number, ae: number, b: Buffer, bs: number, be: number): boolean {
-  const n = ae - as;
-  if (n !== be - bs) return false;
-  for (let j = 0; j < n; j++) if (a[as + j] !== b[bs + j]) return false;
-  return true;
 }
 
 /**
