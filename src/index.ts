@@ -23,6 +23,7 @@ import { ClientSession, type SessionContext } from './server/session.js';
 import { TenantRegistry, workerShare, type TenantRuntime } from './server/tenants.js';
 import { openStateStore, type StateStore } from './state/store.js';
 import { UpstreamPool } from './upstream/pool.js';
+import { serverSpec } from './upstream/topology.js';
 
 const require = createRequire(import.meta.url);
 const pkg = require('../package.json') as { version: string };
@@ -98,7 +99,8 @@ function listenerKey(spec: ListenerSpec): string {
 function newPool(config: Config, logger: Logger, counters: UpstreamCounterSet): UpstreamPool {
   const u = config.upstream;
   return new UpstreamPool({
-    servers: u.servers,
+    // NOTE: the default pool only, and UpstreamPool still uses its first server (issue #11 adds the cluster).
+    servers: u.servers.map((entry) => serverSpec(entry).address),
     connectionsPerServer: u.connectionsPerServer,
     connectTimeoutMs: u.connectTimeoutMs,
     requestTimeoutMs: u.requestTimeoutMs,

@@ -19,6 +19,8 @@ import { normalizeAddress, tryParseCidr } from './cidr.js';
 export const TENANT_NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 /** Longest namespace prefix: leaves room for the generation and a useful key within 250 bytes. */
 export const MAX_PREFIX_BYTES = 64;
+/** The pool `upstream.servers` forms; tenants without `pool` use it. */
+export const DEFAULT_POOL = 'default';
 export const DEFAULT_STATE_URL = 'file:./memgate-state.json';
 export const ADMIN_TOKEN_ENV = 'MEMGATE_ADMIN_TOKEN';
 export const MIN_ADMIN_TOKEN_LENGTH = 16;
@@ -110,15 +112,6 @@ export function parseHostPort(text: string): HostPort {
   return parsed;
 }
 
-const hostPort = (help: string) =>
-  z
-    .string()
-    .superRefine((text, ctx) => {
-      const parsed = tryParseHostPort(text);
-      if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
-    })
-    .describe(help);
-
 const network = (help: string) =>
   z
     .string()
@@ -149,12 +142,108 @@ const listenerSchema = z.strictObject({
   ).optional(),
 });
 
+/** `host:port` / `host:port:weight` / `[v6]:port[:weight]`; returns a message instead of throwing. */
+export function tryParseServerText(text: string): { host: string; port: number; weight: number } | string {
+  const weighted = /^(.*):([0-9]{1,9})$/.exec(text);
+  if (weighted !== null) {
+    const head = weighted[1] ?? '';
+    const asHostPort = tryParseHostPort(head);
+    if (typeof asHostPort !== 'string') {
+      const weight = Number(weighted[2]);
+      if (weight < 1) return `"${text}": weight must be at least 1`;
+      return { ...asHostPort, weight };
+    }
+  }
+  const plain = tryParseHostPort(text);
+  if (typeof plain === 'string') return `"${text}" must be "host:port", "host:port:weight" (or "[ipv6]:port[:weight]")`;
+  return { ...plain, weight: 1 };
+}
+
+const serverText = z
+  .string()
+  .superRefine((text, ctx) => {
+    const parsed = tryParseServerText(text);
+    if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
+  })
+  .describe('memcached server as "host:port" or "host:port:weight" ("[ipv6]:port[:weight]")');
+
+const SERVER_NAME = /^[\x21-\x7e]{1,128}$/;
+
+const serverObject = z
+  .strictObject({
+    host: host('server address or host name').optional(),
+    port: z
+      .number()
+      .int('must be an integer')
+      .min(1, 'must be a port number from 1 to 65535')
+      .max(65535, 'must be a port number from 1 to 65535')
+      .default(11211)
+      .describe('TCP port (default 11211)'),
+    path: filePath('unix socket of a local memcached (`memcached -s`), instead of host and port').optional(),
+    weight: positiveInt('share of the ring (ketama) or of the slots (modula), relative to the others').default(1),
+    name: z
+      .string()
+      .regex(SERVER_NAME, 'must be 1..128 printable ASCII characters without spaces')
+      .describe('the name hashed onto the ketama ring instead of host[:port], so a server can move and keep its keys')
+      .optional(),
+  })
+  .superRefine(
+    (value: unknown, ctx) => {
+      if (!isObject(value)) return;
+      if ((value.host === undefined) === (value.path === undefined)) {
+        ctx.addIssue({
+          code: 'custom',
+          message: 'needs exactly one of `host` (with `port`) or `path` (a unix socket)',
+        });
+      }
+    },
+    { when: always },
+  );
+
+const serverEntry = z.union([serverText, serverObject], {
+  error: () => 'must be "host:port[:weight]" or { host, port, weight, name } or { path, weight, name }',
+});
+
+const upstreamTlsSchema = z.strictObject({
+  ca: filePath("PEM CA bundle that signed the servers' certificates (default: the system CAs)").optional(),
+  cert: filePath('PEM client certificate presented to memcached (for `-Z` with ssl_ca_cert)').optional(),
+  key: filePath('PEM private key for `cert`').optional(),
+  servername: z
+    .string()
+    .min(1, 'must not be empty')
+    .describe("name the server certificate must carry (default: each server's host)")
+    .optional(),
+});
+
+const distribution = z
+  .enum(['ketama', 'modula'], 'must be ketama or modula')
+  .default('ketama')
+  .describe(
+    'ketama: libmemcached-compatible weighted consistent hashing (MD5); modula: hash modulo the number of servers',
+  );
+
+const serverList = (help: string) =>
+  z.array(serverEntry).min(1, 'must list at least one memcached server').describe(help);
+
+const poolSchema = z.strictObject({
+  servers: serverList('memcached servers of this pool'),
+  distribution,
+  tls: upstreamTlsSchema
+    .optional()
+    .describe("connect to this pool's servers over TLS (memcached -Z), certificate verified"),
+});
+
 const upstreamSchema = z
   .strictObject({
-    servers: z
-      .array(hostPort('memcached server, "host:port" or "[ipv6]:port"'))
-      .min(1, 'must list at least one memcached server')
-      .describe('memcached servers; keys are spread over them by ketama consistent hashing'),
+    servers: serverList('memcached servers of the default pool; keys are spread over them by `distribution`'),
+    distribution,
+    tls: upstreamTlsSchema
+      .optional()
+      .describe("connect to the default pool's servers over TLS (memcached -Z), server certificate verified"),
+    pools: z
+      .record(tenantName('pool name'), poolSchema)
+      .optional()
+      .describe('further pools of servers, by name; a tenant with `pool: <name>` uses that pool instead of `servers`'),
     connectionsPerServer: positiveInt('pipelined connections kept open to each server').default(2),
     connectTimeoutMs: positiveInt('time allowed to connect to a server, in milliseconds').default(1000),
     requestTimeoutMs: positiveInt(
@@ -162,6 +251,18 @@ const upstreamSchema = z
     ).default(2000),
     backoffMinMs: positiveInt('first reconnect delay after a server fails, in milliseconds').default(50),
     backoffMaxMs: positiveInt('longest reconnect delay (the delay doubles up to this), in milliseconds').default(2000),
+    failureLimit: positiveInt(
+      'consecutive failures (connect errors, timeouts, resets) after which a server is marked down',
+    ).default(3),
+    ejectHosts: z
+      .boolean()
+      .default(false)
+      .describe(
+        'a server marked down leaves the ring and its keys move to the others until it answers again (twemproxy auto_eject_hosts); false: its keys get SERVER_ERROR backend failure at once',
+      ),
+    retryAfterMs: positiveInt(
+      'how long a server marked down waits before a background `version` probe tries it again, in milliseconds',
+    ).default(1000),
     metaGets: z
       .boolean()
       .default(true)
@@ -172,27 +273,60 @@ const upstreamSchema = z
   .superRefine(
     (value: unknown, ctx) => {
       if (!isObject(value)) return;
-      const { backoffMinMs: min, backoffMaxMs: max, servers } = value;
+      const { backoffMinMs: min, backoffMaxMs: max } = value;
       if (typeof min === 'number' && typeof max === 'number' && min > max) {
         ctx.addIssue({ code: 'custom', path: ['backoffMaxMs'], message: `must be at least backoffMinMs (${min})` });
       }
-      if (Array.isArray(servers)) {
-        const seen = new Map<string, number>();
-        servers.forEach((server: unknown, i) => {
-          if (typeof server !== 'string') return;
-          const first = seen.get(server);
-          if (first === undefined) seen.set(server, i);
-          else
+      checkServerList(value.servers, ['servers'], ctx);
+      if (isObject(value.pools)) {
+        for (const [name, pool] of Object.entries(value.pools)) {
+          if (name === DEFAULT_POOL) {
             ctx.addIssue({
               code: 'custom',
-              path: ['servers', i],
-              message: `"${server}" is listed twice (also servers[${first}])`,
+              path: ['pools', name],
+              message: `"${DEFAULT_POOL}" is the name of upstream.servers; give this pool another name`,
             });
-        });
+          }
+          if (isObject(pool)) checkServerList(pool.servers, ['pools', name, 'servers'], ctx);
+        }
       }
     },
     { when: always },
   );
+
+/** The address a server entry is known by (metrics, /readyz, `memgate route`); undefined when it does not parse. */
+export function serverEntryAddress(entry: unknown): string | undefined {
+  if (typeof entry === 'string') {
+    const parsed = tryParseServerText(entry);
+    return typeof parsed === 'string' ? undefined : formatHostPort(parsed.host, parsed.port);
+  }
+  if (!isObject(entry)) return undefined;
+  if (typeof entry.path === 'string') return entry.path;
+  if (typeof entry.host !== 'string') return undefined;
+  return formatHostPort(entry.host, typeof entry.port === 'number' ? entry.port : 11211);
+}
+
+/** "host:port", with an IPv6 address in brackets. */
+export function formatHostPort(hostText: string, port: number): string {
+  return `${hostText.includes(':') ? `[${hostText}]` : hostText}:${port}`;
+}
+
+function checkServerList(servers: unknown, path: (string | number)[], ctx: Ctx): void {
+  if (!Array.isArray(servers)) return;
+  const seen = new Map<string, number>();
+  servers.forEach((server: unknown, i) => {
+    const address = serverEntryAddress(server);
+    if (address === undefined) return;
+    const first = seen.get(address);
+    if (first === undefined) seen.set(address, i);
+    else
+      ctx.addIssue({
+        code: 'custom',
+        path: [...path, i],
+        message: `"${address}" is listed twice (also servers[${first}])`,
+      });
+  });
+}
 
 const adminSchema = z
   .strictObject({
@@ -422,6 +556,7 @@ const tenantSchema = z
       .default(false)
       .describe('admin tenants may run every command, forwarded unchanged, keys untouched'),
     limits: tenantLimitsSchema.prefault({}).describe('per-tenant limits; absent = unlimited'),
+    pool: tenantName("upstream pool (a name under upstream.pools) this tenant's requests go to").default(DEFAULT_POOL),
   })
   .superRefine(
     (tenant: unknown, ctx) => {
@@ -523,10 +658,25 @@ function checkCrossFieldRules(config: unknown, ctx: Ctx): void {
   const tenants = isObject(config.tenants) ? config.tenants : undefined;
   checkListeners(config, tenants, ctx);
   if (tenants === undefined) return;
+  checkTenantPools(tenants, isObject(config.upstream) ? config.upstream : {}, ctx);
   checkPrefixOverlap(tenants, ctx);
   checkNetworkClaims(tenants, ctx);
   checkUsernames(tenants, ctx);
   checkTenantLimits(tenants, isObject(config.limits) ? config.limits : {}, ctx);
+}
+
+function checkTenantPools(tenants: Record<string, unknown>, upstream: Record<string, unknown>, ctx: Ctx): void {
+  const pools = isObject(upstream.pools) ? Object.keys(upstream.pools) : [];
+  for (const [name, tenant] of Object.entries(tenants)) {
+    if (!isObject(tenant) || typeof tenant.pool !== 'string' || tenant.pool === DEFAULT_POOL) continue;
+    if (!pools.includes(tenant.pool)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tenants', name, 'pool'],
+        message: `names pool "${tenant.pool}", which is not under upstream.pools (pools: ${[DEFAULT_POOL, ...pools].join(', ')})`,
+      });
+    }
+  }
 }
 
 interface Endpoint {

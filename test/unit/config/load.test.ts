@@ -36,6 +36,10 @@ describe('parseConfigText', () => {
       requestTimeoutMs: 2000,
       backoffMinMs: 50,
       backoffMaxMs: 2000,
+      distribution: 'ketama',
+      failureLimit: 3,
+      ejectHosts: false,
+      retryAfterMs: 1000,
       metaGets: true,
     });
     expect(config.state).toEqual({ url: 'file:./memgate-state.json' });
@@ -60,6 +64,7 @@ describe('parseConfigText', () => {
       mode: 'namespace',
       admin: false,
       limits: { overLimit: 'reject', maxDelayMs: 1000 },
+      pool: 'default',
     });
     expect(config.listen).toEqual([{ host: '127.0.0.1', port: 11311, tenant: 'shop' }]);
   });
@@ -121,7 +126,7 @@ tenants:
 `;
     expect(problems(text)).toEqual([
       'memgate.yaml:3: listen[1].port: must be a port number from 1 to 65535 (or 0 for any free port)',
-      'memgate.yaml:5: upstream.servers[0]: "127.0.0.1" must be "host:port" (or "[ipv6]:port")',
+      'memgate.yaml:5: upstream.servers[0]: "127.0.0.1" must be "host:port", "host:port:weight" (or "[ipv6]:port[:weight]")',
       'memgate.yaml:6: upstream.requestTimeoutMs: must be at least 1',
       'memgate.yaml:7: log.level: must be one of fatal, error, warn, info, debug, trace, silent',
       'memgate.yaml:9: tenants.shop.prefix: is required for a non-admin tenant (its secret namespace prefix)',
