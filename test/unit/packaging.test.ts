@@ -8,11 +8,11 @@
  * runs this checkout's CLI. Every other line is verified as shipped.
  */
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const UNIT = readFileSync(path.join(ROOT, 'packaging/memgate.service'), 'utf8');
@@ -36,8 +36,14 @@ function serviceDirectives(text: string): [string, string][] {
   return out;
 }
 
+const tempDirs: string[] = [];
+afterAll(() => {
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+});
+
 function verifiableCopy(): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'memgate-unit-'));
+  tempDirs.push(dir);
   const bin = path.join(dir, 'memgate');
   writeFileSync(bin, `#!/bin/sh\nexec "${process.execPath}" --import tsx "${path.join(ROOT, 'src/cli.ts')}" "$@"\n`);
   chmodSync(bin, 0o755);
