@@ -4,7 +4,7 @@
  * no logic, names or defaults of its own (those live in config/schema.ts).
  *
  *   memgate serve --config memgate.yaml [--rotate-all-on-corrupt-state] [--workers N]
- *   memgate check-config --config memgate.yaml
+ *   memgate check-config --config memgate.yaml [--connect]
  *   memgate rotate <tenant> --config memgate.yaml
  *   memgate state show --config memgate.yaml
  *
@@ -68,13 +68,18 @@ function loadServableOrExit(path: string): Config {
   return config;
 }
 
-function checkConfig(opts: ConfigFlag): void {
+async function checkConfig(opts: ConfigFlag & { readonly connect?: boolean }): Promise<void> {
   const config = loadServableOrExit(opts.config);
   const tenants = Object.keys(config.tenants).length;
   process.stdout.write(
     `config OK: ${tenants} tenant${tenants === 1 ? '' : 's'}, ${config.listen.length} listener${config.listen.length === 1 ? '' : 's'}\n`,
   );
   for (const note of configBurstNotes(config)) process.stdout.write(`note: ${note}\n`);
+  if (opts.connect !== true) return;
+  const { checkConnections, formatProbeResults } = await import('./admin/check-connect.js');
+  const results = await checkConnections(config);
+  process.stdout.write(formatProbeResults(results));
+  if (results.some((r) => !r.ok)) process.exit(1);
 }
 
 /** `--workers <n>`: a whole number, 0 or more. */
@@ -221,6 +226,7 @@ program
   .command('check-config')
   .description('validate a config file: print a summary, or every problem and exit 1')
   .addOption(configOption())
+  .option('--connect', 'also connect to every upstream server and the state store; exit 1 if any is unreachable')
   .action(checkConfig);
 
 /** Runs a CLI action; a CliError or a state error is one line on stderr and exit 1. */
