@@ -7,6 +7,7 @@
  *   memgate check-config --config memgate.yaml [--connect]
  *   memgate rotate <tenant> --config memgate.yaml
  *   memgate state show --config memgate.yaml
+ *   memgate top [--config memgate.yaml | --admin host:port] [--interval s] [--once]
  *
  * Exit codes: 0 success (and after a clean SIGTERM/SIGINT stop), 1 invalid config
  * or a failure to start or stop.
@@ -16,6 +17,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { CliError, rotateCommand, stateShowCommand } from './admin/cli-actions.js';
+import { SORT_KEYS, parseIntervalSeconds, parseSortKey, topCommand, type TopFlags } from './admin/top.js';
 import { ConfigError } from './config/errors.js';
 import { configBurstNotes } from './policy/compile.js';
 import { ProxyError } from './errors.js';
@@ -282,6 +284,26 @@ program
   .action(async (opts: ConfigFlag) => {
     const config = loadOrExit(opts.config);
     await report(() => stateShowCommand(config).trimEnd());
+  });
+
+program
+  .command('top')
+  .description(
+    'live view of a running memgate from its admin API: per tenant ops/s, hit ratio, errors, rate-limited, connections, bytes/s',
+  )
+  .addOption(new Option(cliOptions.config.flags, cliOptions.config.help).env(cliOptions.config.env))
+  .option('--admin <host:port>', "admin API address or http(s):// URL (default: the config's admin section)")
+  .option('--interval <seconds>', 'refresh interval', parseIntervalSeconds, 1)
+  .option(
+    '--sort <key>',
+    'first sort key: o ops, h hit ratio, e errors, r rate-limited, c connections, b bytes, n name',
+    parseSortKey,
+    SORT_KEYS[0],
+  )
+  .option('--once', 'print one frame (two scrapes one interval apart) and exit')
+  .action(async (opts: TopFlags) => {
+    const config = opts.config === undefined || opts.config === '' ? null : loadOrExit(opts.config);
+    process.exit(await topCommand(opts, config));
   });
 
 await program.parseAsync(process.argv);
