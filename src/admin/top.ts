@@ -68,6 +68,14 @@ export interface Snapshot {
 
 const RETRIEVAL = new Set(['get', 'gets', 'gat', 'gats', 'mg']);
 
+/** Per-tenant metrics that `top` sums over their other labels into one TenantTotals field. */
+const PER_TENANT_SUM: ReadonlyMap<string, keyof TenantTotals> = new Map([
+  ['memgate_rate_limited_total', 'rateLimited'],
+  ['memgate_client_connections', 'connections'],
+  ['memgate_client_received_bytes_total', 'bytesIn'],
+  ['memgate_client_sent_bytes_total', 'bytesOut'],
+] as const);
+
 function emptyTotals(): TenantTotals {
   return { requests: 0, hits: 0, misses: 0, errors: 0, rateLimited: 0, connections: 0, bytesIn: 0, bytesOut: 0 };
 }
@@ -87,6 +95,12 @@ export function snapshotOf(samples: readonly Sample[], atMs: number): Snapshot {
   const upstream = new Map<string, boolean>();
   let stateUp: boolean | null = null;
   for (const s of samples) {
+    const field = PER_TENANT_SUM.get(s.name);
+    if (field !== undefined) {
+      const t = of(s.labels.tenant);
+      if (t !== null) t[field] += s.value;
+      continue;
+    }
     switch (s.name) {
       case 'memgate_requests_total': {
         const t = of(s.labels.tenant);
@@ -98,26 +112,6 @@ export function snapshotOf(samples: readonly Sample[], atMs: number): Snapshot {
           if (outcome === 'ok') t.hits += s.value;
           else if (outcome === 'miss') t.misses += s.value;
         }
-        break;
-      }
-      case 'memgate_rate_limited_total': {
-        const t = of(s.labels.tenant);
-        if (t !== null) t.rateLimited += s.value;
-        break;
-      }
-      case 'memgate_client_connections': {
-        const t = of(s.labels.tenant);
-        if (t !== null) t.connections += s.value;
-        break;
-      }
-      case 'memgate_client_received_bytes_total': {
-        const t = of(s.labels.tenant);
-        if (t !== null) t.bytesIn += s.value;
-        break;
-      }
-      case 'memgate_client_sent_bytes_total': {
-        const t = of(s.labels.tenant);
-        if (t !== null) t.bytesOut += s.value;
         break;
       }
       case 'memgate_upstream_up': {
