@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what memgate and its tests need on a fresh Debian machine with Node 20:
 # Debian's memcached, redis-server, libmemcached-tools (memccapable, memcslap),
-# python3-pymemcache, prometheus (promtool), tmux, systemd (systemd-analyze), and the npm packages (npm ci, which also builds dist/).
+# python3-pymemcache, prometheus (promtool), tmux, systemd (systemd-analyze), and the npm
+# packages (npm ci, which also builds dist/).
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
