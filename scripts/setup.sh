@@ -33,7 +33,12 @@ if [ "${#need[@]}" -gt 0 ]; then
   done
 fi
 
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+if [ -L node_modules ]; then
+  # A git worktree sharing another checkout's install: `npm ci` would empty the shared
+  # directory through the link (every other worktree loses its packages) and replace the link.
+  echo "setup: node_modules is a link to a shared install ($(readlink node_modules)); not running npm ci"
+  npm run --silent build
+elif [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci"
   # Some registry mirrors leave optional platform packages out of the lock file,
   # which makes `npm ci` refuse it; `npm install` then installs the same
