@@ -22,14 +22,16 @@
  * share core 0 and the generator (and this runner) use core 1.
  *
  * Prints one table (medians over rounds) and writes every raw number to
- * bench/results/<timestamp>.json. Every child is killed on the way out, on error and on
- * SIGINT/SIGTERM; a watchdog ends a run that overstays its expected time.
+ * bench/results/<timestamp>.json, with a chart of it beside (<timestamp>.svg, drawn by
+ * load/chart.ts). Every child is killed on the way out, on error and on SIGINT/SIGTERM;
+ * a watchdog ends a run that overstays its expected time.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { renderBenchSvg, svgPathFor } from './load/chart.js';
 import { DEFAULT_GENERATOR_OPTIONS, parseRatio, type LoadResult } from './load/generator.js';
 import { measureIdleMemory, type IdleMemoryResult } from './load/idle-memory.js';
 import {
@@ -555,7 +557,11 @@ export async function runBench(opts: BenchOptions, registry: ChildRegistry, work
       runs,
     };
     writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
-    process.stdout.write(`\nresults: ${path.relative(process.cwd(), file)}\n`);
+    const chart = svgPathFor(file);
+    writeFileSync(chart, renderBenchSvg(report));
+    process.stdout.write(
+      `\nresults: ${path.relative(process.cwd(), file)}\nchart: ${path.relative(process.cwd(), chart)}\n`,
+    );
   } finally {
     await registry.stopAll();
   }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what memgate and its tests need on a fresh Debian machine with Node 20:
 # Debian's memcached, redis-server, libmemcached-tools (memccapable, memcslap),
-# python3-pymemcache, and the npm packages (npm ci, which also builds dist/).
+# python3-pymemcache, prometheus (promtool), tmux, systemd (systemd-analyze), and the npm
+# packages (npm ci, which also builds dist/).
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,10 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v nc >/dev/null 2>&1 || need+=(netcat-openbsd)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 /usr/bin/python3 -c 'import pymemcache' >/dev/null 2>&1 || need+=(python3-pymemcache)
+# operator tools: promtool (alert rules), tmux (the `memgate top` test), systemd-analyze (the unit file)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v tmux >/dev/null 2>&1 || need+=(tmux)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 
 if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
@@ -22,13 +27,18 @@ if [ "${#need[@]}" -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   # the packages start system services; memgate's tests start their own servers on free ports
-  for svc in memcached redis-server; do
+  for svc in memcached redis-server prometheus; do
     if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl stop "$svc" >/dev/null 2>&1 || true; fi
     if command -v service >/dev/null 2>&1; then $SUDO service "$svc" stop >/dev/null 2>&1 || true; fi
   done
 fi
 
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+if [ -L node_modules ]; then
+  # A git worktree sharing another checkout's install: `npm ci` would empty the shared
+  # directory through the link (every other worktree loses its packages) and replace the link.
+  echo "setup: node_modules is a link to a shared install ($(readlink node_modules)); not running npm ci"
+  npm run --silent build
+elif [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci"
   # Some registry mirrors leave optional platform packages out of the lock file,
   # which makes `npm ci` refuse it; `npm install` then installs the same

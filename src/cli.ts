@@ -4,9 +4,10 @@
  * no logic, names or defaults of its own (those live in config/schema.ts).
  *
  *   memgate serve --config memgate.yaml [--rotate-all-on-corrupt-state] [--workers N]
- *   memgate check-config --config memgate.yaml
+ *   memgate check-config --config memgate.yaml [--connect]
  *   memgate rotate <tenant> --config memgate.yaml
  *   memgate state show --config memgate.yaml
+ *   memgate top [--config memgate.yaml | --admin host:port] [--interval s] [--once]
  *
  * Exit codes: 0 success (and after a clean SIGTERM/SIGINT stop), 1 invalid config
  * or a failure to start or stop.
@@ -16,6 +17,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { CliError, rotateCommand, stateShowCommand } from './admin/cli-actions.js';
+import { SORT_KEYS, parseIntervalSeconds, parseSortKey, topCommand, type TopFlags } from './admin/top.js';
 import { ConfigError } from './config/errors.js';
 import { configBurstNotes } from './policy/compile.js';
 import { ProxyError } from './errors.js';
@@ -68,13 +70,18 @@ function loadServableOrExit(path: string): Config {
   return config;
 }
 
-function checkConfig(opts: ConfigFlag): void {
+async function checkConfig(opts: ConfigFlag & { readonly connect?: boolean }): Promise<void> {
   const config = loadServableOrExit(opts.config);
   const tenants = Object.keys(config.tenants).length;
   process.stdout.write(
     `config OK: ${tenants} tenant${tenants === 1 ? '' : 's'}, ${config.listen.length} listener${config.listen.length === 1 ? '' : 's'}\n`,
   );
   for (const note of configBurstNotes(config)) process.stdout.write(`note: ${note}\n`);
+  if (opts.connect !== true) return;
+  const { checkConnections, formatProbeResults } = await import('./admin/check-connect.js');
+  const results = await checkConnections(config);
+  process.stdout.write(formatProbeResults(results));
+  if (results.some((r) => !r.ok)) process.exit(1);
 }
 
 /** `--workers <n>`: a whole number, 0 or more. */
@@ -221,6 +228,7 @@ program
   .command('check-config')
   .description('validate a config file: print a summary, or every problem and exit 1')
   .addOption(configOption())
+  .option('--connect', 'also connect to every upstream server and the state store; exit 1 if any is unreachable')
   .action(checkConfig);
 
 /** Runs a CLI action; a CliError or a state error is one line on stderr and exit 1. */
@@ -276,6 +284,26 @@ program
   .action(async (opts: ConfigFlag) => {
     const config = loadOrExit(opts.config);
     await report(() => stateShowCommand(config).trimEnd());
+  });
+
+program
+  .command('top')
+  .description(
+    'live view of a running memgate from its admin API: per tenant ops/s, hit ratio, errors, rate-limited, connections, bytes/s',
+  )
+  .addOption(new Option(cliOptions.config.flags, cliOptions.config.help).env(cliOptions.config.env))
+  .option('--admin <host:port>', "admin API address or http(s):// URL (default: the config's admin section)")
+  .option('--interval <seconds>', 'refresh interval', parseIntervalSeconds, 1)
+  .option(
+    '--sort <key>',
+    'first sort key: o ops, h hit ratio, e errors, r rate-limited, c connections, b bytes, n name',
+    parseSortKey,
+    SORT_KEYS[0],
+  )
+  .option('--once', 'print one frame (two scrapes one interval apart) and exit')
+  .action(async (opts: TopFlags) => {
+    const config = opts.config === undefined || opts.config === '' ? null : loadOrExit(opts.config);
+    process.exit(await topCommand(opts, config));
   });
 
 await program.parseAsync(process.argv);

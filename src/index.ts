@@ -151,6 +151,8 @@ class Memgate implements Proxy, SessionContext {
       tenants: () => this.liveTenants(),
       upstream: () => this.currentPool.health(),
       process: this.processCounters,
+      stateUp: () => true, // the file store is in-process; a Redis store reports its connection (#12)
+      memoryOverloaded: () => this.memory.overloaded,
     });
   }
 

@@ -21,6 +21,8 @@
  *   memgate_upstream_up{upstream}                           gauge    1 when a connection is up
  *   memgate_upstream_in_flight_requests{upstream}           gauge
  *   memgate_upstream_resets_total{server,reason}            counter  upstream connections reset (non-zero only)
+ *   memgate_state_up                                        gauge    1 while the state store answers
+ *   memgate_memory_watermark_reached                        gauge    1 while memory is above the watermark
  *   memgate_connections_accepted_total, memgate_connections_rejected_total,
  *   memgate_rotations_total, memgate_auth_failures_total, memgate_auth_lockouts_total,
  *   memgate_reloads_total, memgate_reload_failures_total     counters
@@ -51,6 +53,10 @@ export interface MetricsSource {
   /** `UpstreamPool.health()` */
   upstream(): readonly { readonly address: string; readonly up: boolean; readonly inFlight: number }[];
   readonly process: ProcessCounters;
+  /** 1 while the state store answers (the file store: always; a Redis store: while connected). Absent: 1 */
+  stateUp?(): boolean;
+  /** true while resident memory is above limits.memoryHighWatermarkBytes (reading paused). Absent: false */
+  memoryOverloaded?(): boolean;
 }
 
 export interface Metrics {
@@ -294,6 +300,25 @@ export function createMetrics(source: MetricsSource): Metrics {
           if (n > 0) this.inc({ server: u.server, reason: RESET_REASON_NAMES[r] ?? String(r) }, n);
         }
       }
+    },
+  });
+
+  new Gauge({
+    name: 'memgate_state_up',
+    help: '1 while the state store (generations, shared budgets) answers',
+    registers: [registry],
+    aggregator: 'min',
+    collect(this: Gauge) {
+      this.set(source.stateUp === undefined || source.stateUp() ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'memgate_memory_watermark_reached',
+    help: '1 while resident memory is above limits.memoryHighWatermarkBytes and sessions stop reading',
+    registers: [registry],
+    aggregator: 'max',
+    collect(this: Gauge) {
+      this.set(source.memoryOverloaded?.() === true ? 1 : 0);
     },
   });
 

@@ -186,6 +186,7 @@ interface ComposeService {
   command?: string[] | string;
   ports?: unknown[];
   volumes?: string[];
+  profiles?: string[];
   environment?: Record<string, string>;
   networks?: string[];
 }
@@ -199,8 +200,10 @@ describe('docker/compose.yaml', () => {
   const memgate = services.memgate;
   const memcached = services.memcached;
 
-  it('defines memgate, memcached and redis', () => {
-    expect(Object.keys(services).sort()).toEqual(['memcached', 'memgate', 'redis']);
+  it('defines memgate, memcached and redis, and prometheus and grafana under the monitoring profile', () => {
+    expect(Object.keys(services).sort()).toEqual(['grafana', 'memcached', 'memgate', 'prometheus', 'redis']);
+    for (const name of ['memgate', 'memcached', 'redis']) expect(services[name], name).not.toHaveProperty('profiles');
+    for (const name of ['prometheus', 'grafana']) expect(services[name]?.profiles, name).toEqual(['monitoring']);
   });
 
   it('builds memgate from the repository root with docker/Dockerfile', () => {
@@ -243,6 +246,72 @@ describe('docker/compose.yaml', () => {
     const published = (memgate?.ports ?? []).map(String);
     for (const l of config.listen) expect(published).toContain(`${l.port}:${l.port}`);
     expect(published).toContain(`127.0.0.1:${config.admin?.port}:${config.admin?.port}`);
+  });
+});
+
+describe('docker/compose.yaml monitoring profile', () => {
+  const compose = parseYaml(read('docker/compose.yaml')) as { services: Record<string, ComposeService> };
+  const services = compose.services;
+  /** `host:container[:ro]` bind mounts of a service, host paths resolved against docker/ */
+  const binds = (name: string): { host: string; container: string }[] =>
+    (services[name]?.volumes ?? [])
+      .map((v) => v.split(':'))
+      .filter((parts) => (parts[0] ?? '').startsWith('.'))
+      .map((parts) => ({ host: path.resolve(DOCKER, parts[0] ?? ''), container: parts[1] ?? '' }));
+  const mountOf = (name: string, container: string): string | undefined =>
+    binds(name).find((b) => b.container === container)?.host;
+
+  it('mounts only files that exist in the repository', () => {
+    for (const name of ['prometheus', 'grafana']) {
+      expect(binds(name).length, name).toBeGreaterThan(0);
+      for (const b of binds(name)) expect(existsSync(b.host), `${name}: ${b.host}`).toBe(true);
+    }
+  });
+
+  it('publishes Prometheus and Grafana on host loopback only', () => {
+    for (const name of ['prometheus', 'grafana']) {
+      const ports = (services[name]?.ports ?? []).map(String);
+      expect(ports.length, name).toBeGreaterThan(0);
+      for (const p of ports) expect(p, name).toMatch(/^127\.0\.0\.1:/);
+    }
+  });
+
+  it('Prometheus scrapes the memgate admin port and loads docker/prometheus/alerts.yml', () => {
+    const configHost = mountOf('prometheus', '/etc/prometheus/prometheus.yml');
+    expect(configHost).toBe(path.join(DOCKER, 'prometheus/prometheus.yml'));
+    const prom = parseYaml(readFileSync(configHost ?? '', 'utf8')) as {
+      rule_files: string[];
+      scrape_configs: { job_name: string; metrics_path?: string; static_configs: { targets: string[] }[] }[];
+    };
+    const memgateConfig = parseConfigText(read('docker/config/compose.yaml'), 'compose.yaml', {
+      MEMGATE_ADMIN_TOKEN: TEST_TOKEN,
+    });
+    const targets = prom.scrape_configs.flatMap((c) => c.static_configs.flatMap((s) => s.targets));
+    expect(targets).toContain(`memgate:${memgateConfig.admin?.port}`);
+    for (const rules of prom.rule_files) {
+      expect(mountOf('prometheus', rules), rules).toBe(path.join(DOCKER, 'prometheus/alerts.yml'));
+    }
+    expect(prom.rule_files.length).toBeGreaterThan(0);
+    // Prometheus reaches memgate on a network they share
+    const shared = (services.memgate?.networks ?? []).filter((n) => (services.prometheus?.networks ?? []).includes(n));
+    expect(shared.length).toBeGreaterThan(0);
+  });
+
+  it('Grafana is provisioned with the Prometheus data source and the memgate dashboard', () => {
+    const datasources = mountOf('grafana', '/etc/grafana/provisioning/datasources') ?? '';
+    const dashboards = mountOf('grafana', '/etc/grafana/provisioning/dashboards') ?? '';
+    const ds = parseYaml(read(path.relative(ROOT, path.join(datasources, 'prometheus.yml')))) as {
+      datasources: { type: string; url: string; isDefault?: boolean }[];
+    };
+    expect(ds.datasources).toEqual([expect.objectContaining({ type: 'prometheus', url: 'http://prometheus:9090' })]);
+    const provider = parseYaml(read(path.relative(ROOT, path.join(dashboards, 'memgate.yml')))) as {
+      providers: { type: string; options: { path: string } }[];
+    };
+    const dir = provider.providers[0]?.options.path ?? '';
+    expect(mountOf('grafana', `${dir}/memgate-dashboard.json`)).toBe(
+      path.join(DOCKER, 'grafana/memgate-dashboard.json'),
+    );
+    expect(services.grafana?.networks).toEqual(expect.arrayContaining(services.prometheus?.networks ?? []));
   });
 });
 

@@ -233,6 +233,32 @@ describe('createMetrics', () => {
   });
 });
 
+describe('state store and memory watermark gauges', () => {
+  it('memgate_state_up is 1 without a stateUp source and follows it when given', async () => {
+    const f = fixture();
+    let { samples } = parseExposition(await createMetrics(f.source).render());
+    expect(value(samples, 'memgate_state_up')).toBe(1);
+    let up = false;
+    const m = createMetrics({ ...f.source, stateUp: () => up });
+    ({ samples } = parseExposition(await m.render()));
+    expect(value(samples, 'memgate_state_up')).toBe(0);
+    up = true;
+    ({ samples } = parseExposition(await m.render()));
+    expect(value(samples, 'memgate_state_up')).toBe(1);
+  });
+
+  it('memgate_memory_watermark_reached is 1 only while the guard reports overload', async () => {
+    const f = fixture();
+    let over = false;
+    const m = createMetrics({ ...f.source, memoryOverloaded: () => over });
+    let { samples } = parseExposition(await m.render());
+    expect(value(samples, 'memgate_memory_watermark_reached')).toBe(0);
+    over = true;
+    ({ samples } = parseExposition(await m.render()));
+    expect(value(samples, 'memgate_memory_watermark_reached')).toBe(1);
+  });
+});
+
 describe('counters helpers', () => {
   it('countOutcome indexes cmd × OUTCOME_COUNT + outcome', () => {
     const c = new TenantCounters();
