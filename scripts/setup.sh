@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what memgate and its tests need on a fresh Debian machine with Node 20:
 # Debian's memcached, redis-server, libmemcached-tools (memccapable, memcslap),
-# python3-pymemcache, and the npm packages (npm ci, which also builds dist/).
+# python3-pymemcache, cc + libmemcached-dev + python3-pylibmc (ring placement tests), and the npm packages (npm ci, which also builds dist/).
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,10 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v nc >/dev/null 2>&1 || need+=(netcat-openbsd)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 /usr/bin/python3 -c 'import pymemcache' >/dev/null 2>&1 || need+=(python3-pymemcache)
+# the ring's placement tests: libmemcached itself (a C vector generator) and pylibmc
+command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+[ -f /usr/include/libmemcached-1.0/memcached.h ] || need+=(libmemcached-dev)
+/usr/bin/python3 -c 'import pylibmc' >/dev/null 2>&1 || need+=(python3-pylibmc)
 
 if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
