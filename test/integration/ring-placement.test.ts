@@ -1,0 +1,130 @@
+/**
+ * Placement against a real libmemcached client: pylibmc with
+ * behaviors={"ketama_weighted": True} writes keys straight to three real
+ * memcached processes; each server is then asked directly which keys it holds,
+ * and for every key that server must be the one memgate's ring (and
+ * `memgate route`) names. Reading those keys through memgate needs the
+ * cluster runtime (issue #11) and is tested with it.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildRing } from '../../src/upstream/ring.js';
+import { serverSpec } from '../../src/upstream/topology.js';
+import { spawnMemcached, type MemcachedProcess } from '../helpers/spawn-memcached.js';
+import { TextClient } from '../helpers/text-client.js';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const KEYS_PER_CASE = 600;
+
+let servers: MemcachedProcess[] = [];
+let dir = '';
+
+beforeAll(async () => {
+  servers = await Promise.all([spawnMemcached(), spawnMemcached(), spawnMemcached()]);
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'memgate-placement-'));
+});
+afterAll(async () => {
+  await Promise.all(servers.map((s) => s.stop()));
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** Keys a client would use: ASCII of many lengths, and UTF-8 (bytes ≥ 0x80). Distinct per `tag`. */
+function keysFor(tag: string): Buffer[] {
+  const keys: Buffer[] = [];
+  for (let i = 0; i < KEYS_PER_CASE; i++) {
+    const pad = 'x'.repeat((i * 37) % 180);
+    keys.push(Buffer.from(i % 5 === 0 ? `${tag}:ключ:${i}:é${pad}` : `${tag}:user:${i}:${pad}`, 'utf8'));
+  }
+  return keys;
+}
+
+/** pylibmc (libmemcached) writes every key to the server it chooses; fails on any key it could not store. */
+function writeWithPylibmc(specs: readonly string[], keys: readonly Buffer[]): void {
+  const script = [
+    'import sys, json, pylibmc',
+    'spec = json.loads(sys.stdin.readline())',
+    'c = pylibmc.Client(spec["servers"], behaviors={"ketama_weighted": True})',
+    'failed = c.set_multi({bytes.fromhex(k): b"v" for k in spec["keys"]})',
+    'print(json.dumps(len(failed)))',
+  ].join('\n');
+  const input = JSON.stringify({ servers: specs, keys: keys.map((k) => k.toString('hex')) });
+  const out = execFileSync('/usr/bin/python3', ['-c', script], { input: `${input}\n` }).toString();
+  expect(JSON.parse(out)).toBe(0);
+}
+
+/** Asks one server directly, `mg <key>` per key (HD: held, EN: not), pipelined and ended by `mn`. */
+async function held(server: MemcachedProcess, keys: readonly Buffer[]): Promise<boolean[]> {
+  const client = await TextClient.connect(server.port);
+  try {
+    client.send(
+      Buffer.concat([...keys.flatMap((k) => [Buffer.from('mg '), k, Buffer.from('\r\n')]), Buffer.from('mn\r\n')]),
+    );
+    const lines = (await client.readUntil('MN\r\n', 20_000)).split('\r\n').slice(0, keys.length);
+    expect(lines.every((l) => l === 'HD' || l === 'EN')).toBe(true);
+    return lines.map((l) => l === 'HD');
+  } finally {
+    client.close();
+  }
+}
+
+/** `memgate route` with the keys on stdin, for a config whose default pool is `specs`. */
+function route(specs: readonly string[], keys: readonly Buffer[]): Promise<string[]> {
+  const config = path.join(dir, `route-${specs.join('_').replace(/[^0-9]/g, '')}.yaml`);
+  fs.writeFileSync(
+    config,
+    `listen: [ { host: 127.0.0.1, port: 0 } ]
+upstream: { servers: [ ${specs.map((s) => `"${s}"`).join(', ')} ] }
+tenants: { ops: { admin: true, networks: [ "127.0.0.1/32" ] } }
+`,
+  );
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli.ts', 'route', '--config', config],
+      { cwd: ROOT, maxBuffer: 16 * 1024 * 1024, encoding: 'buffer' },
+      (err, stdout) => {
+        if (err !== null) reject(err);
+        else
+          resolve(
+            stdout
+              .toString('utf8')
+              .split('\n')
+              .filter((l) => l !== '')
+              .map((l) => l.slice(l.lastIndexOf(' ') + 1)),
+          );
+      },
+    );
+    child.stdin?.end(Buffer.concat(keys.flatMap((k) => [k, Buffer.from('\n')])));
+  });
+}
+
+describe('placement matches pylibmc (ketama_weighted) on three real memcached servers', () => {
+  it.each([
+    ['equal weights', 'eq', ['', '', '']],
+    ['weights 1, 2, 3', 'w123', [':1', ':2', ':3']],
+    ['weights 5, 1, 1', 'w511', [':5', ':1', ':1']],
+  ])('%s: every key is on the one server memgate route and buildRing name', async (_name, tag, weights) => {
+    const specs = servers.map((s, i) => `${s.address}${weights[i] ?? ''}`);
+    const keys = keysFor(tag);
+    writeWithPylibmc(specs, keys);
+
+    const holders = await Promise.all(servers.map((s) => held(s, keys)));
+    const actual = keys.map((_, k) => {
+      const on = servers.map((s, i) => (holders[i]?.[k] === true ? s.address : null)).filter((a) => a !== null);
+      expect(on).toHaveLength(1);
+      return on[0];
+    });
+
+    const ring = buildRing(
+      specs.map((s) => serverSpec(s)),
+      'ketama',
+    );
+    expect(keys.map((k) => servers[ring.pick(k, 0, k.length)]?.address)).toEqual(actual);
+    expect(await route(specs, keys)).toEqual(actual);
+    // the keys really are spread: every server holds some
+    expect(new Set(actual).size).toBe(3);
+  });
+});
