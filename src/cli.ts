@@ -26,6 +26,8 @@ import { loadConfig } from './config/load.js';
 import { cliOptions, type Config } from './config/schema.js';
 import { createLogger, type Logger } from './log.js';
 import { unsupportedStateUrl } from './state/store.js';
+import { sharedServerNotes } from './upstream/pool-notes.js';
+import { compileTopology } from './upstream/topology.js';
 
 interface ConfigFlag {
   readonly config: string;
@@ -77,6 +79,7 @@ function checkConfig(opts: ConfigFlag): void {
     `config OK: ${tenants} tenant${tenants === 1 ? '' : 's'}, ${config.listen.length} listener${config.listen.length === 1 ? '' : 's'}\n`,
   );
   for (const note of configBurstNotes(config)) process.stdout.write(`note: ${note}\n`);
+  for (const note of sharedServerNotes(compileTopology(config))) process.stdout.write(`note: ${note}\n`);
 }
 
 /** `--workers <n>`: a whole number, 0 or more. */

@@ -24,7 +24,8 @@
  * search over a Uint32Array; with one server it returns 0 without hashing.
  */
 import { createHash, hash as cryptoHash } from 'node:crypto';
-import { MEMCACHED_DEFAULT_PORT, type Distribution, type KeyRing, type UpstreamServerSpec } from './topology.js';
+import { ketamaName } from './ketama-name.js';
+import type { Distribution, KeyRing, UpstreamServerSpec } from './topology.js';
 
 /** libmemcached's MEMCACHED_POINTS_PER_SERVER_KETAMA: points per server when all weigh the same. */
 export const KETAMA_POINTS_PER_SERVER = 160;
@@ -61,11 +62,7 @@ export function ketamaPointCounts(servers: readonly UpstreamServerSpec[], live?:
 
 /** The string hashed for digest `index` of a server: `name-i`, `host-i` (port 11211), `host:port-i`; a unix socket is `path:0-i`. */
 export function ketamaServerString(server: UpstreamServerSpec, index: number): string {
-  if (server.name !== null) return `${server.name}-${index}`;
-  // libmemcached keeps a unix socket's path as the host name with port 0, and an IPv6 address without brackets.
-  const hostText = server.path ?? server.host;
-  const port = server.path === null ? server.port : 0;
-  return port === MEMCACHED_DEFAULT_PORT ? `${hostText}-${index}` : `${hostText}:${port}-${index}`;
+  return `${ketamaName(server.host, server.port, server.path, server.name)}-${index}`;
 }
 
 /** A sorted continuum: `values[j]` is a point, `owners[j]` the index of its server. */
