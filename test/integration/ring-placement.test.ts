@@ -3,17 +3,18 @@
  * behaviors={"ketama_weighted": True} writes keys straight to three real
  * memcached processes; each server is then asked directly which keys it holds,
  * and for every key that server must be the one memgate's ring (and
- * `memgate route`) names. Reading those keys through memgate needs the
- * cluster runtime (issue #11) and is tested with it.
+ * `memgate route`) names. The same for twemproxy (`hash: md5, distribution:
+ * ketama`), with and without server names. Reading those keys through memgate
+ * needs the cluster runtime (issue #11) and is tested with it.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildRing } from '../../src/upstream/ring.js';
-import { serverSpec } from '../../src/upstream/topology.js';
-import { spawnMemcached, type MemcachedProcess } from '../helpers/spawn-memcached.js';
+import { serverSpec, type UpstreamServerSpec } from '../../src/upstream/topology.js';
+import { freePort, spawnMemcached, waitForPort, type MemcachedProcess } from '../helpers/spawn-memcached.js';
 import { TextClient } from '../helpers/text-client.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -125,6 +126,72 @@ describe('placement matches pylibmc (ketama_weighted) on three real memcached se
     expect(keys.map((k) => servers[ring.pick(k, 0, k.length)]?.address)).toEqual(actual);
     expect(await route(specs, keys)).toEqual(actual);
     // the keys really are spread: every server holds some
+    expect(new Set(actual).size).toBe(3);
+  });
+});
+
+/** Runs nutcracker over the three servers (md5 ketama) with `lines` as its server list; sets every key through it. */
+async function writeWithTwemproxy(lines: readonly string[], keys: readonly Buffer[]): Promise<void> {
+  const port = await freePort();
+  const conf = path.join(dir, `nutcracker-${port}.yml`);
+  fs.writeFileSync(
+    conf,
+    [
+      'placement:',
+      `  listen: 127.0.0.1:${port}`,
+      '  hash: md5',
+      '  distribution: ketama',
+      '  auto_eject_hosts: false',
+      '  servers:',
+      ...lines.map((l) => `    - ${l}`),
+      '',
+    ].join('\n'),
+  );
+  const statsPort = await freePort();
+  const child = spawn(
+    'nutcracker',
+    ['-c', conf, '-s', String(statsPort), '-a', '127.0.0.1', '-v', '2', '-o', path.join(dir, `nutcracker-${port}.log`)],
+    { stdio: 'ignore' },
+  );
+  try {
+    await waitForPort('127.0.0.1', port);
+    const client = await TextClient.connect(port);
+    client.send(Buffer.concat([...keys.flatMap((k) => [Buffer.from('set '), k, Buffer.from(' 0 0 1\r\nv\r\n')])]));
+    let all = '';
+    while (all.split('\r\n').length - 1 < keys.length) all += await client.readUntil('\r\n', 20_000);
+    client.close();
+    expect(
+      all
+        .split('\r\n')
+        .slice(0, keys.length)
+        .every((l) => l === 'STORED'),
+    ).toBe(true);
+  } finally {
+    child.kill('SIGTERM');
+  }
+}
+
+describe('placement matches twemproxy (hash: md5, distribution: ketama) on the same servers', () => {
+  it.each([
+    ['without names, weights 1, 1, 1', 'tw', ['', '', ''], [null, null, null]],
+    ['with names, weights 1, 2, 3', 'twn', [':1', ':2', ':3'], ['alpha', 'beta', 'gamma']],
+  ])('%s: every key is on the one server buildRing names', async (_name, tag, weights, names) => {
+    const specs: UpstreamServerSpec[] = servers.map((s, i) => ({
+      ...serverSpec(`${s.address}${weights[i] ?? ''}`),
+      name: names[i] ?? null,
+    }));
+    const lines = specs.map((s) => `${s.address}:${s.weight}${s.name === null ? '' : ` ${s.name}`}`);
+    const keys = keysFor(tag);
+    await writeWithTwemproxy(lines, keys);
+
+    const holders = await Promise.all(servers.map((s) => held(s, keys)));
+    const actual = keys.map((_, k) => {
+      const on = servers.map((s, i) => (holders[i]?.[k] === true ? s.address : null)).filter((a) => a !== null);
+      expect(on).toHaveLength(1);
+      return on[0];
+    });
+    const ring = buildRing(specs, 'ketama');
+    expect(keys.map((k) => servers[ring.pick(k, 0, k.length)]?.address)).toEqual(actual);
     expect(new Set(actual).size).toBe(3);
   });
 });
