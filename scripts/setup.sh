@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what memgate and its tests need on a fresh Debian machine with Node 20:
 # Debian's memcached, redis-server, libmemcached-tools (memccapable, memcslap),
-# python3-pymemcache, cc + libmemcached-dev + python3-pylibmc + nutcracker (ring placement
-# tests), and the npm packages (npm ci, which also builds dist/).
+# python3-pymemcache, cc + libmemcached-dev + python3-pylibmc + php-memcached + nutcracker
+# (ring placement tests), and the npm packages (npm ci, which also builds dist/).
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,7 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 [ -f /usr/include/libmemcached-1.0/memcached.h ] || need+=(libmemcached-dev)
 /usr/bin/python3 -c 'import pylibmc' >/dev/null 2>&1 || need+=(python3-pylibmc)
+php -r 'exit(class_exists("Memcached") ? 0 : 1);' >/dev/null 2>&1 || need+=(php-cli php-memcached)
 # ... and twemproxy (md5 ketama), whose placement the ring also matches
 command -v nutcracker >/dev/null 2>&1 || need+=(nutcracker)
 

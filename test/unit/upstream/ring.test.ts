@@ -216,3 +216,33 @@ describe('ketama ring against pylibmc (behaviors={"ketama_weighted": True})', ()
     }
   });
 });
+
+describe('ketama ring against php-memcached (OPT_LIBKETAMA_COMPATIBLE)', () => {
+  it('agrees with Memcached::getServerByKey() for equal and unequal weights, ports 11211 and others', () => {
+    // php-memcached refuses keys with spaces or control characters, as memcached's text protocol does
+    const keys = KEYS.filter((k) => k.every((b) => b > 0x20 && b !== 0x7f)).slice(0, 1500);
+    const script = [
+      '$spec = json_decode(fgets(STDIN), true);',
+      '$m = new Memcached();',
+      '$m->setOption(Memcached::OPT_LIBKETAMA_COMPATIBLE, true);',
+      '$m->addServers($spec["servers"]);',
+      '$out = [];',
+      'foreach ($spec["keys"] as $k) { $s = $m->getServerByKey(hex2bin($k)); $out[] = $s["host"] . ":" . $s["port"]; }',
+      'echo json_encode($out);',
+    ].join('\n');
+    const lists = [
+      ['127.0.0.1:11212', '127.0.0.1:11213', '127.0.0.1:11214'],
+      ['10.0.0.1:11211:1', '10.0.0.2:11211:3', '10.0.0.3:11300:2'],
+    ];
+    for (const entries of lists) {
+      const list = servers(...entries);
+      const input = JSON.stringify({
+        servers: list.map((s) => [s.host, s.port, s.weight]),
+        keys: keys.map((k) => k.toString('hex')),
+      });
+      const out = execFileSync('php', ['-r', script], { input: `${input}\n` }).toString();
+      const ring = buildRing(list, 'ketama');
+      expect(keys.map((k) => list[ring.pick(k, 0, k.length)]?.address)).toEqual(JSON.parse(out));
+    }
+  });
+});
