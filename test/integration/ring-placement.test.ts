@@ -195,3 +195,21 @@ describe('placement matches twemproxy (hash: md5, distribution: ketama) on the s
     expect(new Set(actual).size).toBe(3);
   });
 });
+
+describe("placement matches libmemcached's tools (memccp: modula, default hash)", () => {
+  it('every file memccp stores is on the server a modula ring names', async () => {
+    const files = path.join(dir, 'memccp');
+    fs.mkdirSync(files, { recursive: true });
+    const names = Array.from({ length: 60 }, (_, i) => `file-${i}-${'y'.repeat(i % 17)}`);
+    for (const name of names) fs.writeFileSync(path.join(files, name), 'v');
+    const list = servers.map((s) => s.address).join(',');
+    execFileSync('memccp', [`--servers=${list}`, ...names], { cwd: files, stdio: ['ignore', 'ignore', 'pipe'] });
+    const keys = names.map((n) => Buffer.from(n));
+    const holders = await Promise.all(servers.map((s) => held(s, keys)));
+    const actual = keys.map((_, k) => servers.filter((_s, i) => holders[i]?.[k] === true).map((s) => s.address));
+    const specs = servers.map((s) => serverSpec(s.address));
+    const ring = buildRing(specs, 'modula');
+    expect(actual).toEqual(keys.map((k) => [servers[ring.pick(k, 0, k.length)]?.address]));
+    expect(new Set(actual.flat()).size).toBe(3);
+  });
+});
