@@ -23,7 +23,7 @@
  * `pick` is on the request path: one MD5 of the key (node:crypto) and a binary
  * search over a Uint32Array; with one server it returns 0 without hashing.
  */
-import { createHash, hash as cryptoHash } from 'node:crypto';
+import crypto, { createHash } from 'node:crypto';
 import { ketamaName } from './ketama-name.js';
 import type { Distribution, KeyRing, UpstreamServerSpec } from './topology.js';
 
@@ -97,9 +97,20 @@ export function ketamaContinuum(servers: readonly UpstreamServerSpec[], live?: r
   return { values, owners };
 }
 
-/** libhashkit's md5 key hash: the first 4 digest bytes, little-endian. */
+/** crypto.hash (Node 20.12+, one native call), or createHash on an older Node 20. */
+const md5Latin1: (data: Buffer) => string =
+  typeof crypto.hash === 'function'
+    ? (data) => crypto.hash('md5', data, 'binary')
+    : (data) => createHash('md5').update(data).digest('binary');
+
+/**
+ * libhashkit's md5 key hash: the first 4 digest bytes, little-endian.
+ * NOTE: the digest comes back as a 'binary' (latin1) string, one char per byte: cheaper
+ * than a Buffer, which node:crypto would allocate for every key.
+ */
 export function md5KeyHash(key: Buffer, start: number, end: number): number {
-  return cryptoHash('md5', key.subarray(start, end), 'buffer').readUInt32LE(0);
+  const d = md5Latin1(key.subarray(start, end));
+  return ((d.charCodeAt(3) << 24) | (d.charCodeAt(2) << 16) | (d.charCodeAt(1) << 8) | d.charCodeAt(0)) >>> 0;
 }
 
 /** libhashkit's one_at_a_time (libmemcached's default key hash), bytes read as signed char. */
