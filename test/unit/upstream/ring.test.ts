@@ -86,6 +86,15 @@ describe('ketama ring against libmemcached (MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED)'
       'unix sockets beside TCP',
       [unix('/run/memcached/a.sock'), unix('/run/memcached/b.sock', 2), serverSpec('10.0.0.9:11211')],
     ],
+    ['weights 1 and 1000 (the light server gets no point)', servers('10.0.0.1:11211:1', '10.0.0.2:11211:1000')],
+    [
+      'huge weights (object form)',
+      [
+        serverSpec({ host: '10.0.0.1', port: 11211, weight: 4000000000 }),
+        serverSpec({ host: '10.0.0.2', port: 11212, weight: 3 }),
+        serverSpec({ host: '10.0.0.3', port: 11213, weight: 2147483647 }),
+      ],
+    ],
     ['10 equal servers', equal(10)],
     ['25 equal servers (156 points each)', equal(25)],
     ['47 equal servers (156 points each)', equal(47, 11300)],
