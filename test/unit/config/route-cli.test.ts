@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { routeKey, routeTarget, splitKeyLines } from '../../../src/admin/route-command.js';
-import { loadConfig } from '../../../src/config/load.js';
+import { loadConfig, parseConfigText } from '../../../src/config/load.js';
 import { formatStateFile } from '../../../src/state/file-store.js';
 import { buildRing } from '../../../src/upstream/ring.js';
 import { serverSpec } from '../../../src/upstream/topology.js';
@@ -180,6 +180,20 @@ describe('routeKey', () => {
     expect(routeKey(routeTarget(config, 'ops'), Buffer.from('a'))).toEqual({
       server: placed(OWN_SERVERS, Buffer.from('a')),
     });
+  });
+
+  it('names a unix socket server by its path and an IPv6 one as [address]:port', () => {
+    const text = `listen: [ { host: 127.0.0.1, port: 0 } ]
+upstream: { servers: [ { path: /run/memcached/a.sock }, "[::1]:11212" ] }
+tenants: { ops: { admin: true } }
+`;
+    const target = routeTarget(parseConfigText(text, 'm.yaml', {}), undefined);
+    const seen = new Set<string>();
+    for (let i = 0; i < 64; i++) {
+      const routed = routeKey(target, Buffer.from(`key:${i}`));
+      if ('server' in routed) seen.add(routed.server);
+    }
+    expect(seen).toEqual(new Set(['/run/memcached/a.sock', '[::1]:11212']));
   });
 
   it('splits stdin into keys: LF or CRLF, the last newline optional, blank lines kept as empty keys', () => {
