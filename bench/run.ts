@@ -4,7 +4,7 @@
  *
  *   npm run bench -- [--depths 1,16] [--duration 10] [--warmup 1] [--rounds 3]
  *                    [--connections 50] [--targets direct,memgate,twemproxy,pipe] [--pin]
- *                    [--external memcslap] [--idle-connections 2000] [--built]
+ *                    [--external memcslap] [--idle-connections 2000] [--built] [--cluster]
  *
  *   memcached (-t 1) ◀── direct ─────────────────────────────┐
  *        ▲ ◀── memgate  (child process, tenant "bench") ◀────┤
@@ -21,6 +21,10 @@
  * CPU per request covers exactly the timed phase. With --pin, memcached and the proxy
  * share core 0 and the generator (and this runner) use core 1.
  *
+ * With --cluster, a second table: memgate and twemproxy (hash: md5, distribution:
+ * ketama) each in front of the same three memcached, single-key gets and 10-key
+ * multi-gets, memgate over twemproxy (bench/load/cluster.ts).
+ *
  * Prints one table (medians over rounds) and writes every raw number to
  * bench/results/<timestamp>.json, with a chart of it beside (<timestamp>.svg, drawn by
  * load/chart.ts). Every child is killed on the way out, on error and on SIGINT/SIGTERM;
@@ -32,6 +36,15 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { renderBenchSvg, svgPathFor } from './load/chart.js';
+import {
+  CLUSTER_SERVERS,
+  CLUSTER_TARGETS,
+  CLUSTER_WORKLOADS,
+  clusterTable,
+  summarizeCluster,
+  type ClusterRunRecord,
+  type ClusterTarget,
+} from './load/cluster.js';
 import { DEFAULT_GENERATOR_OPTIONS, parseRatio, type LoadResult } from './load/generator.js';
 import { measureIdleMemory, type IdleMemoryResult } from './load/idle-memory.js';
 import {
@@ -84,6 +97,8 @@ export interface BenchOptions {
   /** write a V8 CPU profile of each memgate process here (node --cpu-prof) */
   readonly cpuProfDir: string | null;
   readonly resultsDir: string;
+  /** also run the 3-server cluster pair (memgate vs twemproxy, gets and 10-key multi-gets) */
+  readonly cluster: boolean;
 }
 
 const PROXY_CPU = 0;
@@ -119,6 +134,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       built: { type: 'boolean' },
       'cpu-prof': { type: 'string' },
       'results-dir': { type: 'string' },
+      cluster: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -161,6 +177,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     built: values.built === true,
     cpuProfDir: values['cpu-prof'] === undefined ? null : path.resolve(values['cpu-prof']),
     resultsDir: values['results-dir'] ?? path.join(ROOT, 'bench/results'),
+    cluster: values.cluster === true,
   };
 }
 
@@ -184,6 +201,7 @@ function usage(): string {
     '  --built                 run memgate from dist/cli.js (npm run build) instead of tsx',
     '  --cpu-prof DIR          write a CPU profile of each memgate process to DIR (node --cpu-prof)',
     '  --results-dir DIR       where the JSON results go (default bench/results)',
+    '  --cluster               also memgate vs twemproxy (md5 ketama) over 3 memcached: gets and 10-key multi-gets',
   ].join('\n');
 }
 
@@ -203,18 +221,21 @@ interface CpuSample {
   readonly memcached: number;
 }
 
-/** One generator run as a child process; samples CPU at its phase markers. */
+type Measured = Pick<RunRecord, 'result' | 'proxyCpuSec' | 'memcachedCpuSec'>;
+
+/** One generator run as a child process; samples CPU at its phase markers. `extraArgs` go to the generator. */
 async function runGenerator(
   registry: ChildRegistry,
   opts: BenchOptions,
-  target: TargetName,
+  target: string,
   port: number,
   depth: number,
   preload: boolean,
   proxy: Server | null,
   memcached: Server,
   pinned: boolean,
-): Promise<Omit<RunRecord, 'round'>> {
+  extraArgs: readonly string[] = [],
+): Promise<Measured> {
   const args = [
     '--import',
     'tsx',
@@ -237,6 +258,7 @@ async function runGenerator(
     String(opts.warmupSec),
     '--json',
     '--phases',
+    ...extraArgs,
   ];
   if (!preload) args.push('--skip-preload');
   const child = registry.spawn(process.execPath, args, pinned ? LOAD_CPU : null, { cwd: ROOT });
@@ -274,8 +296,6 @@ async function runGenerator(
     throw new Error(`generator against ${target} printed no phase markers:\n${output()}`);
   const result = JSON.parse(json) as LoadResult;
   return {
-    target,
-    depth,
     result,
     proxyCpuSec: proxy === null ? null : end.proxy - start.proxy,
     memcachedCpuSec: end.memcached - start.memcached,
@@ -490,7 +510,7 @@ export async function runBench(opts: BenchOptions, registry: ChildRegistry, work
             pinned,
           );
           preloaded.add(target);
-          runs.push({ ...rec, round });
+          runs.push({ ...rec, target, depth, round });
           const cpu =
             rec.proxyCpuSec === null
               ? ''
@@ -522,6 +542,8 @@ export async function runBench(opts: BenchOptions, registry: ChildRegistry, work
       }
     }
 
+    const cluster = opts.cluster ? await runClusterPair(registry, opts, workDir, pinned, notes) : [];
+
     const summary = summarize(runs);
     const lines = [
       '',
@@ -539,6 +561,14 @@ export async function runBench(opts: BenchOptions, registry: ChildRegistry, work
       );
     }
     if (external.length > 0) lines.push('', externalTable(external));
+    if (cluster.length > 0) {
+      lines.push(
+        '',
+        `cluster: ${CLUSTER_SERVERS} memcached behind each proxy (ketama; twemproxy hash: md5); a multi-get is one request; server CPU %: each memcached's share`,
+        '',
+        clusterTable(summarizeCluster(cluster)),
+      );
+    }
     for (const n of notes) lines.push('', `note: ${n}`);
     const errors = summary.reduce((n, r) => n + r.errors, 0);
     if (errors > 0) lines.push('', `WARNING: ${errors} error replies during timed phases (see the JSON)`);
@@ -555,6 +585,7 @@ export async function runBench(opts: BenchOptions, registry: ChildRegistry, work
       memory,
       external,
       runs,
+      cluster: cluster.length > 0 ? { summary: summarizeCluster(cluster), runs: cluster } : null,
     };
     writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
     const chart = svgPathFor(file);
@@ -567,10 +598,96 @@ export async function runBench(opts: BenchOptions, registry: ChildRegistry, work
   }
 }
 
+/**
+ * The cluster pair: three memcached, memgate and twemproxy (md5 ketama) in front of
+ * them, every workload at every depth for every round, interleaved.
+ */
+async function runClusterPair(
+  registry: ChildRegistry,
+  opts: BenchOptions,
+  workDir: string,
+  pinned: boolean,
+  notes: string[],
+): Promise<ClusterRunRecord[]> {
+  const cpu = pinned ? PROXY_CPU : null;
+  const servers: Server[] = [];
+  for (let i = 0; i < CLUSTER_SERVERS; i++) servers.push(await startMemcached(registry, await freePort(), cpu));
+  const first = servers[0];
+  if (first === undefined) return [];
+  const ports = servers.map((s) => s.port);
+  log(`cluster: memcached on ${ports.join(', ')}`);
+  const proxies = new Map<ClusterTarget, Server>();
+  const memgatePort = await freePort();
+  const memgateLaunch = { port: memgatePort, upstreamPort: ports, workDir, built: opts.built };
+  proxies.set(
+    'memgate-cluster',
+    await startMemgate(
+      registry,
+      { ...memgateLaunch, tag: 'memgate-cluster', policy: 'limits', cpuProfDir: opts.cpuProfDir },
+      cpu,
+    ),
+  );
+  if (hasCommand('nutcracker')) {
+    const port = await freePort();
+    proxies.set(
+      'twemproxy-cluster',
+      await startTwemproxy(registry, port, ports, workDir, cpu, 'twemproxy-cluster', 'md5'),
+    );
+  } else {
+    notes.push('twemproxy-cluster skipped: nutcracker is not installed (bench/setup.sh installs it)');
+    log(notes[notes.length - 1] ?? '');
+  }
+  const records: ClusterRunRecord[] = [];
+  const preloaded = new Set<ClusterTarget>();
+  for (let round = 1; round <= opts.rounds; round++) {
+    for (const workload of CLUSTER_WORKLOADS) {
+      for (const depth of opts.depths) {
+        for (const target of CLUSTER_TARGETS) {
+          const proxy = proxies.get(target);
+          if (proxy === undefined) continue;
+          const before = servers.map((s) => cpuSeconds(s.pid));
+          const rec = await runGenerator(
+            registry,
+            opts,
+            target,
+            proxy.port,
+            depth,
+            !preloaded.has(target),
+            proxy,
+            first,
+            pinned,
+            ['--get-keys', String(workload.getKeys)],
+          );
+          preloaded.add(target);
+          const serverCpuSec = servers.map((s, i) => cpuSeconds(s.pid) - (before[i] ?? 0));
+          records.push({
+            target,
+            workload: workload.name,
+            depth,
+            round,
+            result: rec.result,
+            proxyCpuSec: rec.proxyCpuSec ?? 0,
+            serverCpuSec,
+          });
+          const us = ((rec.proxyCpuSec ?? 0) * 1e6) / Math.max(1, rec.result.ops);
+          log(
+            `cluster round ${round}/${opts.rounds} ${workload.name} depth ${depth} ${target}: ${rec.result.opsPerSec} ops/s, ` +
+              `proxy ${us.toFixed(2)} µs CPU/req, errors ${rec.result.errors}, misses ${rec.result.misses}`,
+          );
+        }
+      }
+    }
+  }
+  return records;
+}
+
 /** Expected wall time of a bench, for the watchdog. */
 function expectedMs(opts: BenchOptions): number {
   const perRun = (opts.durationSec + opts.warmupSec + 6) * 1000;
-  const runs = opts.rounds * opts.depths.length * opts.targets.length;
+  const clusterRuns = opts.cluster
+    ? opts.rounds * CLUSTER_WORKLOADS.length * opts.depths.length * CLUSTER_TARGETS.length
+    : 0;
+  const runs = opts.rounds * opts.depths.length * opts.targets.length + clusterRuns;
   const external = opts.external === null ? 0 : opts.rounds * opts.targets.length * 60_000;
   return runs * perRun + external + opts.targets.length * 30_000 + 60_000;
 }

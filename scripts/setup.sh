@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what memgate and its tests need on a fresh Debian machine with Node 20:
 # Debian's memcached, redis-server, libmemcached-tools (memccapable, memcslap),
-# python3-pymemcache, prometheus (promtool), tmux, systemd (systemd-analyze), and the npm
-# packages (npm ci, which also builds dist/).
+# python3-pymemcache, prometheus (promtool), tmux, systemd (systemd-analyze), cc + libmemcached-dev +
+# python3-pylibmc + php-memcached + nutcracker (ring placement tests), and the npm packages (npm ci,
+# which also builds dist/).
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,13 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+# the ring's placement tests: libmemcached itself (a C vector generator) and pylibmc
+command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+[ -f /usr/include/libmemcached-1.0/memcached.h ] || need+=(libmemcached-dev)
+/usr/bin/python3 -c 'import pylibmc' >/dev/null 2>&1 || need+=(python3-pylibmc)
+php -r 'exit(class_exists("Memcached") ? 0 : 1);' >/dev/null 2>&1 || need+=(php-cli php-memcached)
+# ... and twemproxy (md5 ketama), whose placement the ring also matches
+command -v nutcracker >/dev/null 2>&1 || need+=(nutcracker)
 
 if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
@@ -27,7 +35,7 @@ if [ "${#need[@]}" -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   # the packages start system services; memgate's tests start their own servers on free ports
-  for svc in memcached redis-server prometheus; do
+  for svc in memcached redis-server prometheus nutcracker; do
     if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl stop "$svc" >/dev/null 2>&1 || true; fi
     if command -v service >/dev/null 2>&1; then $SUDO service "$svc" stop >/dev/null 2>&1 || true; fi
   done

@@ -8,6 +8,7 @@
  *   memgate rotate <tenant> --config memgate.yaml
  *   memgate state show --config memgate.yaml
  *   memgate top [--config memgate.yaml | --admin host:port] [--interval s] [--once]
+ *   memgate route --config memgate.yaml [--tenant T] KEY…   (keys on stdin when none are given)
  *
  * Exit codes: 0 success (and after a clean SIGTERM/SIGINT stop), 1 invalid config
  * or a failure to start or stop.
@@ -18,6 +19,7 @@ import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { CliError, rotateCommand, stateShowCommand } from './admin/cli-actions.js';
 import { SORT_KEYS, parseIntervalSeconds, parseSortKey, topCommand, type TopFlags } from './admin/top.js';
+import { routeCommand, splitKeyLines } from './admin/route-command.js';
 import { ConfigError } from './config/errors.js';
 import { configBurstNotes } from './policy/compile.js';
 import { ProxyError } from './errors.js';
@@ -26,6 +28,8 @@ import { loadConfig } from './config/load.js';
 import { cliOptions, type Config } from './config/schema.js';
 import { createLogger, type Logger } from './log.js';
 import { unsupportedStateUrl } from './state/store.js';
+import { sharedServerNotes } from './upstream/pool-notes.js';
+import { compileTopology } from './upstream/topology.js';
 
 interface ConfigFlag {
   readonly config: string;
@@ -77,6 +81,7 @@ async function checkConfig(opts: ConfigFlag & { readonly connect?: boolean }): P
     `config OK: ${tenants} tenant${tenants === 1 ? '' : 's'}, ${config.listen.length} listener${config.listen.length === 1 ? '' : 's'}\n`,
   );
   for (const note of configBurstNotes(config)) process.stdout.write(`note: ${note}\n`);
+  for (const note of sharedServerNotes(compileTopology(config))) process.stdout.write(`note: ${note}\n`);
   if (opts.connect !== true) return;
   const { checkConnections, formatProbeResults } = await import('./admin/check-connect.js');
   const results = await checkConnections(config);
@@ -304,6 +309,37 @@ program
   .action(async (opts: TopFlags) => {
     const config = opts.config === undefined || opts.config === '' ? null : loadOrExit(opts.config);
     process.exit(await topCommand(opts, config));
+  });
+
+program
+  .command('route')
+  .description(
+    'print the memcached server of each key ("KEY host:port"), as memgate places it: with --tenant, the key the tenant stores on its pool; contacts no server',
+  )
+  .argument('[keys...]', 'keys (default: one per line on stdin)')
+  .addOption(configOption())
+  .option('--tenant <name>', "route the key this tenant stores (its namespace added) on the tenant's pool")
+  .action(async (keys: string[], opts: ConfigFlag & { readonly tenant?: string }) => {
+    const config = loadOrExit(opts.config);
+    const fromStdin = keys.length === 0;
+    let input: Buffer[] = keys.map((k) => Buffer.from(k, 'utf8'));
+    if (fromStdin) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+      input = splitKeyLines(Buffer.concat(chunks));
+    }
+    let routed: ReturnType<typeof routeCommand>;
+    try {
+      routed = routeCommand(config, opts.tenant, input, fromStdin);
+    } catch (err) {
+      if (!(err instanceof CliError || err instanceof ProxyError)) throw err;
+      process.stderr.write(`memgate: ${err.message}\n`);
+      process.exit(1);
+    }
+    process.stdout.write(routed.stdout);
+    const problems = routed.problems;
+    for (const problem of problems) process.stderr.write(`memgate: ${problem}\n`);
+    if (problems.length > 0) process.exit(1);
   });
 
 await program.parseAsync(process.argv);

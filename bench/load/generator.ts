@@ -2,10 +2,11 @@
  * Closed-loop load generator for memcached's text protocol.
  *
  *   node --import tsx bench/load/generator.ts --port 11211 [--connections 50] [--depth 16]
- *        [--ratio 10:1] [--value-size 32] [--keys 100000] [--duration 10] [--warmup 1] [--json]
+ *        [--ratio 10:1] [--value-size 32] [--keys 100000] [--get-keys 1] [--duration 10] [--warmup 1] [--json]
  *
  * N connections each keep `depth` single-key requests outstanding (a `get` or a `set`, picked
- * by the get:set ratio, on a uniformly random key). Before the timed phase every key is set
+ * by the get:set ratio, on a uniformly random key; with --get-keys N each get names N random
+ * keys, a multi-get that counts as one request). Before the timed phase every key is set
  * once (the preload), so gets hit. Replies are counted from Buffers by ReplyCounter; a
  * request's latency runs from the write that carried it to the chunk that completed its reply:
  *
@@ -38,6 +39,8 @@ export interface GeneratorOptions {
   readonly setWeight: number;
   readonly valueSize: number;
   readonly keys: number;
+  /** keys per get: 1 = single-key gets, more = multi-gets (one request, one reply) */
+  readonly getKeys: number;
   readonly keyPrefix: string;
   readonly durationSec: number;
   readonly warmupSec: number;
@@ -61,6 +64,7 @@ export const DEFAULT_GENERATOR_OPTIONS: GeneratorOptions = Object.freeze({
   setWeight: 1,
   valueSize: 32,
   keys: 100_000,
+  getKeys: 1,
   keyPrefix: 'k:',
   durationSec: 10,
   warmupSec: 1,
@@ -120,6 +124,7 @@ class Workload {
   readonly setTail: Buffer;
   readonly maxRequestBytes: number;
   readonly keys: number;
+  readonly getKeys: number;
   readonly setWeight: number;
   readonly totalWeight: number;
 
@@ -134,8 +139,9 @@ class Workload {
     const value = Buffer.alloc(opts.valueSize);
     for (let i = 0; i < value.length; i++) value[i] = 0x61 + (i % 26); // a..z
     this.setTail = Buffer.concat([Buffer.from(` 0 0 ${opts.valueSize}\r\n`, 'latin1'), value, CRLF]);
+    this.getKeys = opts.getKeys;
     this.maxRequestBytes = Math.max(
-      GET_.length + this.keyLength + CRLF.length,
+      GET_.length + (this.keyLength + 1) * opts.getKeys + CRLF.length,
       SET_.length + this.keyLength + this.setTail.length,
     );
     this.setWeight = opts.setWeight;
@@ -146,6 +152,17 @@ class Workload {
   encodeGet(out: Buffer, at: number, key: number): number {
     let p = at + GET_.copy(out, at);
     p += this.keyTable.copy(out, p, key * this.keyLength, (key + 1) * this.keyLength);
+    return p + CRLF.copy(out, p);
+  }
+
+  /** Writes `get <key> <key>…\r\n` (getKeys keys, drawn by `next`) at `at`; returns the end. */
+  encodeMultiGet(out: Buffer, at: number, next: () => number): number {
+    let p = at + GET_.copy(out, at) - 1;
+    for (let i = 0; i < this.getKeys; i++) {
+      out[p++] = 0x20; // ' '
+      const key = next() % this.keys;
+      p += this.keyTable.copy(out, p, key * this.keyLength, (key + 1) * this.keyLength);
+    }
     return p + CRLF.copy(out, p);
   }
 
@@ -186,6 +203,9 @@ class LoadConnection {
     socket.on('error', () => this.onClose());
     socket.on('close', () => this.onClose());
   }
+
+  /** nextRandom bound once, for encodeMultiGet */
+  private readonly draw = (): number => this.nextRandom();
 
   private nextRandom(): number {
     let x = this.rng;
@@ -241,7 +261,8 @@ class LoadConnection {
         const r = this.nextRandom();
         const key = r % w.keys;
         // a second draw for the command keeps key and command independent
-        p = this.nextRandom() % w.totalWeight < w.setWeight ? w.encodeSet(out, p, key) : w.encodeGet(out, p, key);
+        if (this.nextRandom() % w.totalWeight < w.setWeight) p = w.encodeSet(out, p, key);
+        else p = w.getKeys === 1 ? w.encodeGet(out, p, key) : w.encodeMultiGet(out, p, this.draw);
       }
       this.starts[tail] = now;
       tail = tail + 1 === cap ? 0 : tail + 1;
@@ -477,6 +498,7 @@ function validateOptions(o: GeneratorOptions): void {
   int('setWeight', o.setWeight, 0, 1_000_000);
   int('valueSize', o.valueSize, 0, 1024 * 1024);
   int('keys', o.keys, 1, 10_000_000);
+  int('getKeys', o.getKeys, 1, 100);
   int('preloadDepth', o.preloadDepth, 1, 4096);
   if (o.getWeight + o.setWeight === 0) problems.push('the get:set ratio must not be 0:0');
   if (!(o.durationSec > 0 && o.durationSec <= 3600)) problems.push('duration must be over 0 and at most 3600 s');
@@ -511,6 +533,7 @@ export function parseGeneratorArgs(argv: readonly string[]): GeneratorCli {
       ratio: { type: 'string' },
       'value-size': { type: 'string' },
       keys: { type: 'string' },
+      'get-keys': { type: 'string' },
       'key-prefix': { type: 'string' },
       duration: { type: 'string' },
       warmup: { type: 'string' },
@@ -534,6 +557,7 @@ export function parseGeneratorArgs(argv: readonly string[]): GeneratorCli {
     ...ratio,
     valueSize: num(values['value-size'], d.valueSize),
     keys: num(values.keys, d.keys),
+    getKeys: num(values['get-keys'], d.getKeys),
     keyPrefix: values['key-prefix'] ?? d.keyPrefix,
     durationSec: num(values.duration, d.durationSec),
     warmupSec: num(values.warmup, d.warmupSec),

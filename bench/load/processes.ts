@@ -161,7 +161,8 @@ export type MemgatePolicy = 'limits' | 'nolimits' | 'bare';
 
 export interface MemgateLaunch {
   readonly port: number;
-  readonly upstreamPort: number;
+  /** one memcached, or the servers of a cluster (ketama) */
+  readonly upstreamPort: number | readonly number[];
   readonly workDir: string;
   /** run dist/cli.js instead of src/cli.ts through tsx */
   readonly built: boolean;
@@ -174,10 +175,13 @@ export interface MemgateLaunch {
 /** Rates and bursts far above anything the bench can send: set, checked on every request, never hit. */
 export const UNREACHED_LIMITS = '{ opsPerSecond: 100000000, burst: 100000000, bytesPerSecond: 100000000000 }';
 
-/** The bench config: one listener bound to tenant "bench", whose policy is `policy`. */
+const portList = (upstream: number | readonly number[]): readonly number[] =>
+  typeof upstream === 'number' ? [upstream] : upstream;
+
+/** The bench config: one listener bound to tenant "bench", whose policy is `policy`; one memcached or a cluster. */
 export function memgateConfig(
   port: number,
-  upstreamPort: number,
+  upstreamPort: number | readonly number[],
   stateFile: string,
   policy: MemgatePolicy = 'limits',
 ): string {
@@ -191,7 +195,9 @@ export function memgateConfig(
     'listen:',
     `  - { host: ${LOOPBACK}, port: ${port}, tenant: bench }`,
     'upstream:',
-    `  servers: [ "${LOOPBACK}:${upstreamPort}" ]`,
+    `  servers: [ ${portList(upstreamPort)
+      .map((p) => `"${LOOPBACK}:${p}"`)
+      .join(', ')} ]`,
     '  connectionsPerServer: 2',
     `state: { url: "file:${stateFile}" }`,
     'log: { level: warn }',
@@ -220,12 +226,20 @@ export function startMemgate(registry: ChildRegistry, launch: MemgateLaunch, cpu
   );
 }
 
-/** twemproxy's config: one pool, one memcached, memcache protocol, loopback. */
-export function twemproxyConfig(port: number, upstreamPort: number, serverConnections: number): string {
+/**
+ * twemproxy's config: one pool, memcache protocol, loopback; one memcached, or a
+ * cluster placed as libmemcached does with `hash: md5` (memgate's ketama).
+ */
+export function twemproxyConfig(
+  port: number,
+  upstreamPort: number | readonly number[],
+  serverConnections: number,
+  hash: 'fnv1a_64' | 'md5' = 'fnv1a_64',
+): string {
   return [
     'bench:',
     `  listen: ${LOOPBACK}:${port}`,
-    '  hash: fnv1a_64',
+    `  hash: ${hash}`,
     '  distribution: ketama',
     '  timeout: 2000',
     '  backlog: 1024',
@@ -234,36 +248,28 @@ export function twemproxyConfig(port: number, upstreamPort: number, serverConnec
     `  server_connections: ${serverConnections}`,
     '  auto_eject_hosts: false',
     '  servers:',
-    `    - ${LOOPBACK}:${upstreamPort}:1`,
+    ...portList(upstreamPort).map((p) => `    - ${LOOPBACK}:${p}:1`),
     '',
   ].join('\n');
 }
 
+/** `tag` names its files in workDir (two twemproxies can run side by side). */
 export async function startTwemproxy(
   registry: ChildRegistry,
   port: number,
-  upstreamPort: number,
+  upstreamPort: number | readonly number[],
   workDir: string,
   cpu: number | null,
+  tag = 'nutcracker',
+  hash: 'fnv1a_64' | 'md5' = 'fnv1a_64',
 ): Promise<Server> {
-  const conf = path.join(workDir, 'nutcracker.yml');
-  writeFileSync(conf, twemproxyConfig(port, upstreamPort, 2));
+  const conf = path.join(workDir, `${tag}.yml`);
+  writeFileSync(conf, twemproxyConfig(port, upstreamPort, 2, hash));
   const statsPort = await freePort();
   // -v 2: errors only (the default logs every accept); -a: stats on loopback, not 0.0.0.0
-  const args = [
-    '-c',
-    conf,
-    '-s',
-    String(statsPort),
-    '-a',
-    LOOPBACK,
-    '-v',
-    '2',
-    '-o',
-    path.join(workDir, 'nutcracker.log'),
-  ];
-  args.push('-p', path.join(workDir, 'nutcracker.pid'));
-  return startServer(registry, 'twemproxy', 'nutcracker', args, port, cpu);
+  const args = ['-c', conf, '-s', String(statsPort), '-a', LOOPBACK, '-v', '2', '-o', path.join(workDir, `${tag}.log`)];
+  args.push('-p', path.join(workDir, `${tag}.pid`));
+  return startServer(registry, tag === 'nutcracker' ? 'twemproxy' : tag, 'nutcracker', args, port, cpu);
 }
 
 export function startPipeProxy(

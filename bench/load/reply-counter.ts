@@ -1,12 +1,13 @@
 /**
  * Counts memcached text-protocol replies straight from Buffers, for the load generator.
  *
- * The generator only sends single-key `get` and `set`, so a reply is one of
+ * The generator only sends `get` (one key, or several with --get-keys) and `set`, so a
+ * reply is one of
  *
  *   END\r\n                                   get, miss
  *   VALUE <key> <flags> <bytes>[ <cas>]\r\n   get, hit: the data block is skipped by
- *   <bytes of data>\r\n                       counting, never read or copied
- *   END\r\n
+ *   <bytes of data>\r\n                       counting, never read or copied (a
+ *   END\r\n                                   multi-get: several VALUE blocks, one hit)
  *   STORED\r\n                                set
  *   any other line (ERROR, CLIENT_ERROR …,    an error reply; it still completes one
  *   SERVER_ERROR …, NOT_STORED, …)            request, so the pipeline stays in step

@@ -14,6 +14,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { MAX_KEYS_PER_GET, MAX_LINE_BYTES, MAX_VALUE_BYTES } from '../protocol/limits.js';
 import { parsePasswordHash } from '../policy/password.js';
+import { KETAMA_DEFAULT_PORT, ketamaName } from '../upstream/ketama-name.js';
 import { normalizeAddress, tryParseCidr } from './cidr.js';
 
 export const TENANT_NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -168,6 +169,8 @@ const serverText = z
   .describe('memcached server as "host:port" or "host:port:weight" ("[ipv6]:port[:weight]")');
 
 const SERVER_NAME = /^[\x21-\x7e]{1,128}$/;
+/** libmemcached keeps a server's weight in a uint32_t. */
+const MAX_SERVER_WEIGHT = 4294967295;
 
 const serverObject = z
   .strictObject({
@@ -177,10 +180,17 @@ const serverObject = z
       .int('must be an integer')
       .min(1, 'must be a port number from 1 to 65535')
       .max(65535, 'must be a port number from 1 to 65535')
-      .default(11211)
-      .describe('TCP port (default 11211)'),
-    path: filePath('unix socket of a local memcached (`memcached -s`), instead of host and port').optional(),
-    weight: positiveInt('share of the ring (ketama) or of the slots (modula), relative to the others').default(1),
+      .describe('TCP port (default 11211)')
+      .optional(),
+    path: filePath('unix socket of a local memcached (`memcached -s`), instead of host and port')
+      .refine(
+        (p) => p.startsWith('/'),
+        'must be an absolute path (a unix socket such as /run/memcached/memcached.sock)',
+      )
+      .optional(),
+    weight: positiveInt('share of the ketama ring, relative to the other servers (ketama only, as in libmemcached)')
+      .max(MAX_SERVER_WEIGHT, `must be at most ${MAX_SERVER_WEIGHT}`)
+      .default(1),
     name: z
       .string()
       .regex(SERVER_NAME, 'must be 1..128 printable ASCII characters without spaces')
@@ -195,6 +205,8 @@ const serverObject = z
           code: 'custom',
           message: 'needs exactly one of `host` (with `port`) or `path` (a unix socket)',
         });
+      } else if (value.path !== undefined && value.port !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['port'], message: 'does not apply to a unix socket (`path`)' });
       }
     },
     { when: always },
@@ -204,22 +216,35 @@ const serverEntry = z.union([serverText, serverObject], {
   error: () => 'must be "host:port[:weight]" or { host, port, weight, name } or { path, weight, name }',
 });
 
-const upstreamTlsSchema = z.strictObject({
-  ca: filePath("PEM CA bundle that signed the servers' certificates (default: the system CAs)").optional(),
-  cert: filePath('PEM client certificate presented to memcached (for `-Z` with ssl_ca_cert)').optional(),
-  key: filePath('PEM private key for `cert`').optional(),
-  servername: z
-    .string()
-    .min(1, 'must not be empty')
-    .describe("name the server certificate must carry (default: each server's host)")
-    .optional(),
-});
+const upstreamTlsSchema = z
+  .strictObject({
+    ca: filePath("PEM CA bundle that signed the servers' certificates (default: the system CAs)").optional(),
+    cert: filePath('PEM client certificate presented to memcached (for `-Z` with ssl_ca_cert)').optional(),
+    key: filePath('PEM private key for `cert`').optional(),
+    servername: z
+      .string()
+      .min(1, 'must not be empty')
+      .describe("name the server certificate must carry (default: each server's host)")
+      .optional(),
+  })
+  .superRefine(
+    (value: unknown, ctx) => {
+      if (!isObject(value) || (value.cert === undefined) === (value.key === undefined)) return;
+      const [given, missing] = value.cert === undefined ? ['key', 'cert'] : ['cert', 'key'];
+      ctx.addIssue({
+        code: 'custom',
+        path: [missing],
+        message: `is required with \`${given}\` (a client certificate and its key)`,
+      });
+    },
+    { when: always },
+  );
 
 const distribution = z
   .enum(['ketama', 'modula'], 'must be ketama or modula')
   .default('ketama')
   .describe(
-    'ketama: libmemcached-compatible weighted consistent hashing (MD5); modula: hash modulo the number of servers',
+    "ketama: libmemcached's weighted consistent hashing (MD5; pylibmc ketama_weighted, twemproxy md5/ketama); modula: libmemcached's default hash (one_at_a_time) modulo the number of servers, weights not allowed",
   );
 
 const serverList = (help: string) =>
@@ -241,7 +266,10 @@ const upstreamSchema = z
       .optional()
       .describe("connect to the default pool's servers over TLS (memcached -Z), server certificate verified"),
     pools: z
-      .record(tenantName('pool name'), poolSchema)
+      .record(tenantName('pool name'), poolSchema, {
+        error: (issue) =>
+          issue.code === 'invalid_key' ? 'invalid pool name: use 1..64 characters from A-Z a-z 0-9 _ . -' : undefined,
+      })
       .optional()
       .describe('further pools of servers, by name; a tenant with `pool: <name>` uses that pool instead of `servers`'),
     connectionsPerServer: positiveInt('pipelined connections kept open to each server').default(2),
@@ -277,7 +305,7 @@ const upstreamSchema = z
       if (typeof min === 'number' && typeof max === 'number' && min > max) {
         ctx.addIssue({ code: 'custom', path: ['backoffMaxMs'], message: `must be at least backoffMinMs (${min})` });
       }
-      checkServerList(value.servers, ['servers'], ctx);
+      checkServerList(value.servers, value.distribution, ['servers'], ctx);
       if (isObject(value.pools)) {
         for (const [name, pool] of Object.entries(value.pools)) {
           if (name === DEFAULT_POOL) {
@@ -287,7 +315,7 @@ const upstreamSchema = z
               message: `"${DEFAULT_POOL}" is the name of upstream.servers; give this pool another name`,
             });
           }
-          if (isObject(pool)) checkServerList(pool.servers, ['pools', name, 'servers'], ctx);
+          if (isObject(pool)) checkServerList(pool.servers, pool.distribution, ['pools', name, 'servers'], ctx);
         }
       }
     },
@@ -311,20 +339,68 @@ export function formatHostPort(hostText: string, port: number): string {
   return `${hostText.includes(':') ? `[${hostText}]` : hostText}:${port}`;
 }
 
-function checkServerList(servers: unknown, path: (string | number)[], ctx: Ctx): void {
+/** The name a parsed server entry is hashed by on the ketama ring; undefined when it does not parse. */
+function serverEntryKetamaName(entry: unknown): string | undefined {
+  if (typeof entry === 'string') {
+    const parsed = tryParseServerText(entry);
+    return typeof parsed === 'string' ? undefined : ketamaName(parsed.host, parsed.port, null, null);
+  }
+  if (!isObject(entry)) return undefined;
+  const name = typeof entry.name === 'string' ? entry.name : null;
+  const path = typeof entry.path === 'string' ? entry.path : null;
+  if (name === null && path === null && typeof entry.host !== 'string') return undefined;
+  const port = typeof entry.port === 'number' ? entry.port : KETAMA_DEFAULT_PORT;
+  return ketamaName(typeof entry.host === 'string' ? entry.host : '', port, path, name);
+}
+
+function serverEntryWeight(entry: unknown): number {
+  if (typeof entry === 'string') {
+    const parsed = tryParseServerText(entry);
+    return typeof parsed === 'string' ? 1 : parsed.weight;
+  }
+  return isObject(entry) && typeof entry.weight === 'number' ? entry.weight : 1;
+}
+
+/**
+ * Within one pool: no server twice, no two servers hashed by the same ketama
+ * name (they would share every point of the ring), and no weights under modula
+ * (libmemcached's modula ignores them; memgate does not pretend otherwise).
+ */
+function checkServerList(servers: unknown, distribution: unknown, path: (string | number)[], ctx: Ctx): void {
   if (!Array.isArray(servers)) return;
   const seen = new Map<string, number>();
+  const names = new Map<string, number>();
   servers.forEach((server: unknown, i) => {
     const address = serverEntryAddress(server);
     if (address === undefined) return;
     const first = seen.get(address);
     if (first === undefined) seen.set(address, i);
-    else
+    else {
       ctx.addIssue({
         code: 'custom',
         path: [...path, i],
         message: `"${address}" is listed twice (also servers[${first}])`,
       });
+      return;
+    }
+    const name = serverEntryKetamaName(server);
+    const sameName = name === undefined ? undefined : names.get(name);
+    if (name !== undefined && sameName === undefined) names.set(name, i);
+    else if (name !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [...path, i],
+        message: `is hashed onto the ketama ring as "${name}", as servers[${sameName}] is: the two would share every point; give each its own \`name\``,
+      });
+    }
+    const weight = serverEntryWeight(server);
+    if (distribution === 'modula' && weight !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [...path, i],
+        message: `has weight ${weight}, but distribution modula uses no weights (libmemcached's modula ignores them): use ketama, or leave the weight out`,
+      });
+    }
   });
 }
 

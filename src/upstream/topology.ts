@@ -66,10 +66,11 @@ export function serverSpec(entry: ServerEntry): UpstreamServerSpec {
     return { address: entry.path, host: '', port: 0, path: entry.path, weight: entry.weight, name };
   }
   const hostText = entry.host ?? '';
+  const port = entry.port ?? MEMCACHED_DEFAULT_PORT;
   return {
-    address: formatHostPort(hostText, entry.port),
+    address: formatHostPort(hostText, port),
     host: hostText,
-    port: entry.port,
+    port,
     path: null,
     weight: entry.weight,
     name,
