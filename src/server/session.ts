@@ -373,7 +373,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
     const disposition = TENANT_DISPOSITION[cmd];
     if (disposition === Disposition.FORWARD) {
       const ns = t.ns;
-      const denial = ns !== null ? checkNamespacedKeys(req, ns.length) : checkEnforcedKeys(req, p.prefixes);
+      const denial = ns !== null ? checkNamespacedKeys(req, ns) : checkEnforcedKeys(req, p.prefixes);
       if (denial !== null) {
         if (denial !== Replies.BAD_FORMAT) this.noteDenial(req, 'key outside the tenant prefixes');
         this.complete(req, denial, ReplyStatus.ERROR);

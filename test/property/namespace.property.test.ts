@@ -26,7 +26,7 @@ function forwarded(client: Buffer): Buffer {
   const out: Buffer[] = [];
   for (const req of parseAll(client)) {
     if (req.error !== null || TENANT_DISPOSITION[req.cmd] !== Disposition.FORWARD) continue;
-    if (checkNamespacedKeys(req, NS.length) !== null) continue;
+    if (checkNamespacedKeys(req, NS) !== null) continue;
     req.ns = NS;
     encodeRequest(req, out);
   }
