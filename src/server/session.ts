@@ -27,14 +27,13 @@ import { RequestParser } from '../protocol/text/request-parser.js';
 import { BinaryRequestParser } from '../protocol/binary/parser.js';
 import { encodeBinaryReply, binaryNoop, binarySaslMechanisms } from '../protocol/binary/reply.js';
 import { isPlainMechanism, parseSaslPlain, SASL_MAX_BODY_BYTES } from '../protocol/binary/sasl.js';
-import { DENY_REPLY, Disposition, TENANT_DISPOSITION, rightsDenial, statsGroupDenial } from '../policy/command-deny.js';
+import { authorize, DENY_AUDIT_REASON, DenyCause, LocalAnswer, Verdict, VerdictFields } from '../policy/authorize.js';
 import { Rights } from '../policy/compile.js';
-import { Admit, ADMIT_NAMES } from '../policy/rate-limit.js';
+import { ADMIT_NAMES } from '../policy/rate-limit.js';
 import type { AuditSampler } from './audit.js';
 import type { Authenticator } from './auth.js';
 import type { ConnectionLimiter } from './conn-limits.js';
 import type { MemoryGuard, MemoryRelief } from './memory-guard.js';
-import { checkEnforcedKeys, checkNamespacedKeys } from '../policy/key-prefix.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import { WriteBatch } from '../upstream/write-batch.js';
 import { endAndRelease } from './close.js';
@@ -94,7 +93,6 @@ export interface SessionContext {
   onSessionClosed(session: ClientSession): void;
 }
 
-const WHITESPACE = 0x20;
 const BINARY_REQUEST_MAGIC = 0x80;
 /** Most requests one session has upstream at once (replies of unknown size are buffered as they arrive). */
 const MAX_FORWARD_WINDOW = 256;
@@ -168,6 +166,8 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
   private receivedAtDeadline: number;
   /** when reading last paused: time not reading is not the client's, so it moves the deadline */
   private pausedAtMs: number;
+  /** authorize's answer for the request being dispatched; one record, rewritten for every request */
+  private readonly verdict: VerdictFields;
 
   constructor(id: number, socket: net.Socket, ctx: SessionContext, tenant: TenantRuntime | null, log: Logger) {
     this.id = id;
@@ -209,6 +209,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
     this.received = 0;
     this.receivedAtDeadline = 0;
     this.pausedAtMs = 0;
+    this.verdict = new VerdictFields();
     if (tenant !== null) {
       tenant.counters.currConnections++;
       tenant.counters.totalConnections++;
@@ -343,96 +344,63 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
       this.complete(req, Replies.UNAUTHENTICATED, ReplyStatus.ERROR);
       return;
     }
-    if (req.error !== null || this.isOverItemLimit(t, req)) {
-      t.counters.errors++;
-      this.complete(req, req.error ?? Replies.TOO_LARGE, ReplyStatus.ERROR);
-      return;
-    }
-    const cmd = req.cmd;
-    if (req.binary !== null && this.answerBinaryOnly(req)) return;
-    if (cmd === Cmd.QUIT) {
-      this.cutOffStream();
-      this.complete(req, null, ReplyStatus.NONE);
-      return;
-    }
-    if (this.rights !== Rights.READ_WRITE) {
-      const denial = rightsDenial(this.rights, req);
-      if (denial !== null) {
-        this.noteDenial(req, 'credential rights');
-        this.complete(req, denial, ReplyStatus.ERROR);
+    const v = this.verdict;
+    switch (authorize(t, this.rights, req, this.nowMs, this.ctx.limits.maxKeysPerGet, v)) {
+      case Verdict.FORWARD:
+        req.ns = v.ns;
+        this.forward(req);
         return;
-      }
-    }
-    const p = t.policy;
-    if (!t.budgets.isUnlimited && this.overBudget(t, req)) return;
-    if (p.admin) {
-      req.ns = null;
-      this.forward(req);
-      return;
-    }
-    const disposition = TENANT_DISPOSITION[cmd];
-    if (disposition === Disposition.FORWARD) {
-      const ns = t.ns;
-      const denial = ns !== null ? checkNamespacedKeys(req, ns) : checkEnforcedKeys(req, p.prefixes);
-      if (denial !== null) {
-        if (denial !== Replies.BAD_FORMAT) this.noteDenial(req, 'key outside the tenant prefixes');
-        this.complete(req, denial, ReplyStatus.ERROR);
+      case Verdict.LOCAL:
+        this.answerLocally(t, req, v.local);
         return;
-      }
-      const maxKeys = p.limits.maxKeysPerGet > 0 ? p.limits.maxKeysPerGet : this.ctx.limits.maxKeysPerGet;
-      if (req.keys.length > maxKeys * 2) {
-        this.complete(req, Replies.TOO_MANY_KEYS, ReplyStatus.ERROR);
+      case Verdict.LIMITED:
+        if (v.reply === null) this.delay(req, v.delayMs);
+        else this.refuseOverLimit(t, req, v);
         return;
-      }
-      req.ns = ns;
-      this.forward(req);
-    } else if (disposition === Disposition.LOCAL) {
-      this.answerLocally(t, req);
-    } else {
-      this.noteDenial(req, 'command not allowed');
-      this.complete(req, DENY_REPLY[cmd] ?? Replies.ERROR, ReplyStatus.ERROR);
+      default:
+        this.refuse(t, req, v);
     }
   }
 
-  /**
-   * Charges the tenant's budgets: one op per key (at least one), value bytes
-   * for storage. Over budget, the request is answered `SERVER_ERROR rate
-   * limited` in its place, or in delay mode held (with everything after it)
-   * until the budget allows, up to maxDelayMs. Returns true when the request
-   * was taken care of here.
-   */
-  private overBudget(t: TenantRuntime, req: Request): boolean {
-    const spec = COMMAND_BY_ID[req.cmd];
-    if (spec === undefined) return false;
-    const keys = req.keys.length >> 1;
-    const ops = keys > 0 ? keys : 1;
-    const bytes = spec.hasValue ? req.bytes : 0;
-    const verdict = t.budgets.admit(this.nowMs, spec.klass, ops, bytes);
-    if (verdict === Admit.OK) return false;
-    // never admissible: refused at once, with its own words, in either mode
-    const overBurst = verdict === Admit.RATE_OPS && t.budgets.exceedsOpsBurst(ops);
-    if (t.policy.limits.delayOverLimit && !overBurst) {
-      const wait = t.budgets.delayMsFor(this.nowMs, spec.klass, ops, bytes);
-      if (wait <= t.policy.limits.maxDelayMs) {
-        this.held = [];
-        this.setPause(PauseReason.LOCAL_WORK);
-        setTimeout(() => this.afterDelay(req), wait + 1);
-        return true;
-      }
+  /** A denial (policy/authorize.ts DenyCause): counted, audited where it is one, answered in place. */
+  private refuse(t: TenantRuntime, req: Request, v: VerdictFields): void {
+    const cause = v.cause;
+    if (cause === DenyCause.BAD_REQUEST || cause === DenyCause.ITEM_TOO_LARGE) {
+      t.counters.errors++;
+      if (cause === DenyCause.ITEM_TOO_LARGE) req.value = null; // its bytes were swallowed; drop them now
+    } else {
+      const reason = DENY_AUDIT_REASON[cause] ?? null;
+      if (reason !== null) this.noteDenial(req, reason);
     }
+    this.complete(req, v.reply, ReplyStatus.ERROR);
+  }
+
+  /**
+   * Delay mode: the request is over a budget that allows it within
+   * maxDelayMs. It is held (with everything after it) for `waitMs` and then
+   * dispatched again (and charged again).
+   */
+  private delay(req: Request, waitMs: number): void {
+    this.held = [];
+    this.setPause(PauseReason.LOCAL_WORK);
+    setTimeout(() => this.afterDelay(req), waitMs + 1);
+  }
+
+  /** Over a rate limit: `SERVER_ERROR rate limited` (or its over-burst words) in the request's place. */
+  private refuseOverLimit(t: TenantRuntime, req: Request, v: VerdictFields): void {
+    const budget = v.budget;
     t.counters.rateLimited++;
-    t.counters.rateLimitedBy[verdict] = (t.counters.rateLimitedBy[verdict] ?? 0) + 1;
+    t.counters.rateLimitedBy[budget] = (t.counters.rateLimitedBy[budget] ?? 0) + 1;
     countOutcome(t.counters, req.cmd, Outcome.RATE_LIMITED);
     req.outcomeCounted = true;
     this.ctx.audit.event(
       'info',
       'rate-limited',
       t.policy.name,
-      { peer: this.peer, budget: ADMIT_NAMES[verdict] },
+      { peer: this.peer, budget: ADMIT_NAMES[budget] },
       'request over the rate limit',
     );
-    this.complete(req, overBurst ? Replies.OVER_BURST : Replies.RATE_LIMITED, ReplyStatus.ERROR);
-    return true;
+    this.complete(req, v.reply, ReplyStatus.ERROR);
   }
 
   /** Delay mode: the held request's wait is over; run it (it is charged again) and the ones held after it. */
@@ -546,33 +514,32 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
     this.pumping = false;
   }
 
-  private answerLocally(t: TenantRuntime, req: Request): void {
-    switch (req.cmd) {
-      case Cmd.VERBOSITY:
+  /** What authorize left to memgate itself (LocalAnswer). */
+  private answerLocally(t: TenantRuntime, req: Request, how: LocalAnswer): void {
+    switch (how) {
+      case LocalAnswer.QUIT:
+        this.cutOffStream();
+        this.complete(req, null, ReplyStatus.NONE);
+        return;
+      case LocalAnswer.VERBOSITY:
         // answered OK and never forwarded: it must not change the shared server
         this.complete(req, Replies.OK, ReplyStatus.OK);
         return;
-      case Cmd.STATS:
-        this.answerStats(t, req);
+      case LocalAnswer.STATS:
+        deferTenantStats(req); // built when written: it counts what is answered before it
         return;
-      case Cmd.FLUSH_ALL:
+      case LocalAnswer.FLUSH_ALL:
         this.flushAll(t, req);
+        return;
+      case LocalAnswer.NOOP:
+        this.complete(req, binaryNoop(req), ReplyStatus.OK);
+        return;
+      case LocalAnswer.SASL:
+        this.answerSaslIdentified(req);
         return;
       default:
         this.complete(req, Replies.ERROR, ReplyStatus.ERROR);
     }
-  }
-
-  private answerStats(t: TenantRuntime, req: Request): void {
-    if (req.argsEnd <= req.argsStart) {
-      deferTenantStats(req); // built when written: it counts what is answered before it
-      return;
-    }
-    let end = req.argsStart;
-    while (end < req.argsEnd && req.line[end] !== WHITESPACE) end++;
-    const denial = statsGroupDenial(req.line, req.argsStart, end);
-    if (denial !== undefined) this.noteDenial(req, 'stats group not allowed');
-    this.complete(req, denial ?? Replies.ERROR, ReplyStatus.ERROR);
   }
 
   /**
@@ -677,29 +644,25 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
     }
   }
 
-  /** Binary commands memgate answers itself once the connection has a tenant. */
-  private answerBinaryOnly(req: Request): boolean {
+  /** Binary SASL once the connection has a tenant. */
+  private answerSaslIdentified(req: Request): void {
     switch (req.cmd) {
-      case Cmd.BIN_NOOP:
-        this.complete(req, binaryNoop(req), ReplyStatus.OK);
-        return true;
       case Cmd.SASL_AUTH:
         // memcached: a new AUTH first unauthenticates the connection, so a failed one
         // never leaves it acting as the identity of an earlier AUTH
         if (this.byPassword) {
           this.unauthenticate();
-          return this.answerSasl(req);
+          this.answerSasl(req);
+          return;
         }
         this.complete(req, Replies.AUTH_FAILURE, ReplyStatus.ERROR);
-        return true;
+        return;
       case Cmd.SASL_LIST_MECHS:
-      case Cmd.SASL_STEP:
         // already identified (by certificate, listener or network, or an earlier AUTH)
-        if (req.cmd === Cmd.SASL_LIST_MECHS) this.complete(req, binarySaslMechanisms(req), ReplyStatus.OK);
-        else this.complete(req, Replies.AUTH_FAILURE, ReplyStatus.ERROR);
-        return true;
+        this.complete(req, binarySaslMechanisms(req), ReplyStatus.OK);
+        return;
       default:
-        return false;
+        this.complete(req, Replies.AUTH_FAILURE, ReplyStatus.ERROR);
     }
   }
 
@@ -754,19 +717,6 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
     this.applyTenantLimits(t);
     if (this.authTimer !== null) clearTimeout(this.authTimer);
     this.authTimer = null;
-    return true;
-  }
-
-  /**
-   * The tenant's item limit, checked on every request: the parser applies it
-   * only to values whose header it reads after the tenant is known, and a value
-   * pipelined behind an authentication, or sent on a binary session, was read
-   * under the global limit. Its bytes are already swallowed; it is dropped here.
-   */
-  private isOverItemLimit(t: TenantRuntime, req: Request): boolean {
-    const item = t.policy.limits.maxItemBytes;
-    if (item <= 0 || req.bytes <= item || COMMAND_BY_ID[req.cmd]?.hasValue !== true) return false;
-    req.value = null;
     return true;
   }
 
