@@ -24,27 +24,21 @@ import { Cmd } from '../protocol/text/commands.js';
 import { Replies } from '../protocol/text/replies.js';
 import { ReplyStatus, type Request } from '../protocol/text/request.js';
 import { Rights } from '../policy/compile.js';
+import type { LocalAnswerHost } from './local-answers.js';
 import { fillSlot } from './reply-queue.js';
 import type { SessionContext } from './session.js';
 import type { TenantRuntime } from './tenants.js';
 
-/** What the dialogue needs of its session (ClientSession). */
-export interface AuthHost {
+/** What the dialogue needs of its session (ClientSession): a local answer's needs, and the identity. */
+export interface AuthHost extends LocalAnswerHost {
   tenant: TenantRuntime | null;
   rights: Rights;
   readonly socket: net.Socket;
-  readonly peer: string;
   readonly isClosed: boolean;
-  /** the request ends the stream: nothing more is read, nothing after it answered */
-  cutOffStream(): void;
   /** bounds the input to one authentication (on), or lifts the bound */
   boundInput(on: boolean): void;
   /** the tenant's item limit for the parser */
   applyTenantLimits(t: TenantRuntime): void;
-  /** requests after the one being answered wait, reading paused, until afterLocalWork */
-  holdForLocalWork(): void;
-  /** answers the held-for request, then runs the held ones */
-  afterLocalWork(req: Request, reply: Buffer, status: ReplyStatus): void;
 }
 
 export class AuthDialogue {
