@@ -11,17 +11,18 @@
 import { MAX_KEY_BYTES } from '../protocol/limits.js';
 import { Replies } from '../protocol/text/replies.js';
 import type { Request } from '../protocol/text/request.js';
-import { planUpstreamKey } from '../protocol/text/upstream-key.js';
+import { upstreamKeyLength } from '../protocol/text/upstream-key.js';
 
 /**
- * Checks every key of `req` against a namespace of `nsLength` bytes.
- * Returns null when all fit (every key the parser accepts does: a long one is
- * digested), else memcached's reply for a key that is too long.
+ * Checks every key of `req` under the namespace `ns` (upstreamKeyLength, the
+ * length the encoder writes). Returns null when all fit (every key the parser
+ * accepts does: a long one is digested), else memcached's reply for a key
+ * that is too long.
  */
-export function checkNamespacedKeys(req: Request, nsLength: number): Buffer | null {
+export function checkNamespacedKeys(req: Request, ns: Buffer): Buffer | null {
   const keys = req.keys;
   for (let i = 0; i < keys.length; i += 2) {
-    if (planUpstreamKey(req, i, nsLength).tokenLength > MAX_KEY_BYTES) return Replies.BAD_FORMAT;
+    if (upstreamKeyLength(req, i, ns) > MAX_KEY_BYTES) return Replies.BAD_FORMAT;
   }
   return null;
 }

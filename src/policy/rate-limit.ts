@@ -1,6 +1,6 @@
 /**
  * Rate limits: an integer token bucket, and the per-tenant set of buckets the
- * session consults once per request.
+ * request path consults once per request (policy/authorize.ts).
  *
  * Algorithm: a classic token bucket (not GCRA), because it also answers "how long
  * until n tokens are there" for the shaping mode, and "how full is it" survives a
@@ -210,7 +210,7 @@ export interface TenantLimitsLike {
  *
  * The ops burst is exactly the configured `burst` (default: opsPerSecond):
  * it is never raised to fit a multi-get. A multi-get costs one token per key,
- * so one naming more keys than the burst can never be admitted; the session
+ * so one naming more keys than the burst can never be admitted; authorize.ts
  * refuses it with `SERVER_ERROR rate limited (more keys than the burst)` and
  * `memgate check-config` names tenants whose maxKeysPerGet exceeds their burst
  * (`burstNotes`).
@@ -317,7 +317,7 @@ export class TenantBudgets {
     return b !== null && b.ratePerPeriod > 0 && ops > b.capacity;
   }
 
-  /** True when no budget is set: the session may skip `admit` altogether. */
+  /** True when no budget is set: authorize may skip `admit` altogether. */
   get isUnlimited(): boolean {
     if (this.ops !== null || this.bytes !== null || this.flush !== null) return false;
     for (const b of this.byClass) if (b !== null) return false;

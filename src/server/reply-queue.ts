@@ -11,7 +11,8 @@
  * replies fill their slots in any order; the session writes from the head
  * while the head is filled.
  */
-import type { Request } from '../protocol/text/request.js';
+import { Cmd } from '../protocol/text/commands.js';
+import { ReplyStatus, type Request } from '../protocol/text/request.js';
 
 const COMPACT_AT = 1024;
 
@@ -56,4 +57,19 @@ export class ReplyQueue {
     this.items = [];
     this.head = 0;
   }
+}
+
+/** Fills `req`'s slot with memgate's own reply (null: nothing is written for it). */
+export function fillSlot(req: Request, reply: Buffer | null, status: ReplyStatus): void {
+  req.reply = reply === null ? null : [reply];
+  req.status = status;
+  req.done = true;
+}
+
+/** What a filled slot does not write: noreply hides everything but errors; meta q hides EN on mg and HD on ms, md, ma. */
+export function isReplyHidden(req: Request): boolean {
+  if (req.noreply) return req.status !== ReplyStatus.ERROR;
+  if (!req.metaQuiet) return false;
+  if (req.cmd === Cmd.MG) return req.status === ReplyStatus.MISS;
+  return req.status === ReplyStatus.HD;
 }

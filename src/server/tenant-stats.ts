@@ -4,7 +4,7 @@
  * Never the shared server's numbers: those describe every tenant's traffic.
  *
  * The reply is built when its slot is written, not when the request is
- * parsed: the counters are kept at reply time (session.ts `account`), so a
+ * parsed: the counters are kept at reply time (accountReply, below), so a
  * `stats` pipelined after a `set` and a `get` counts both, as memcached's
  * does. Until then its slot holds STATS_AT_FLUSH.
  *
@@ -14,6 +14,8 @@
  * probe (every connection asks `version` first; upstream/connection.ts),
  * `unknown` until one has answered; `memgate_version` is memgate's.
  */
+import { countOutcome, observeLatencyUs, Outcome, type TenantCounters } from '../admin/counters.js';
+import { Cmd, CommandClass, COMMAND_BY_ID } from '../protocol/text/commands.js';
 import { ReplyStatus, type Request } from '../protocol/text/request.js';
 import type { TenantRuntime } from './tenants.js';
 
@@ -80,4 +82,64 @@ export function tenantStatsReply(
   for (const [name, value] of rows) s += `STAT ${name} ${value}\r\n`;
   s += 'END\r\n';
   return Buffer.from(s, 'latin1');
+}
+
+/**
+ * Counts a completed request in its tenant's stats, in memcached's terms,
+ * when its reply is written (so a `stats` counts what was answered before
+ * it). Denials and rate limits were counted where they were decided.
+ */
+export function accountReply(c: TenantCounters, req: Request, nowMs: number): void {
+  const spec = COMMAND_BY_ID[req.cmd];
+  if (spec === undefined) return;
+  const s = req.status;
+  if (req.sentAtMs > 0) observeLatencyUs(c, spec.klass, (nowMs - req.sentAtMs) * 1000);
+  // denials and rate limits were counted where they were decided
+  if (s === ReplyStatus.ERROR) {
+    if (!req.outcomeCounted) countOutcome(c, req.cmd, Outcome.ERROR);
+    return;
+  }
+  countOutcome(c, req.cmd, s === ReplyStatus.MISS || s === ReplyStatus.NOT_FOUND ? Outcome.MISS : Outcome.OK);
+  switch (spec.klass) {
+    case CommandClass.READ: {
+      if (req.cmd === Cmd.ME) return;
+      const keys = req.keys.length >> 1;
+      c.cmdGet += keys;
+      c.getHits += req.hits;
+      c.getMisses += keys - req.hits;
+      if (req.cmd === Cmd.GAT || req.cmd === Cmd.GATS) {
+        c.cmdTouch += keys;
+        c.touchHits += req.hits;
+        c.touchMisses += keys - req.hits;
+      }
+      return;
+    }
+    case CommandClass.WRITE:
+      c.cmdSet++;
+      if (req.cmd === Cmd.CAS) {
+        if (s === ReplyStatus.STORED) c.casHits++;
+        else if (s === ReplyStatus.EXISTS) c.casBadval++;
+        else if (s === ReplyStatus.NOT_FOUND) c.casMisses++;
+      }
+      return;
+    case CommandClass.DELETE:
+      if (s === ReplyStatus.DELETED || s === ReplyStatus.HD) c.deleteHits++;
+      else if (s === ReplyStatus.NOT_FOUND) c.deleteMisses++;
+      return;
+    case CommandClass.ARITH: {
+      const hit = s === ReplyStatus.NUMBER || s === ReplyStatus.HD || s === ReplyStatus.OK;
+      if (req.cmd === Cmd.DECR) {
+        if (hit) c.decrHits++;
+        else c.decrMisses++;
+      } else if (hit) c.incrHits++;
+      else c.incrMisses++;
+      return;
+    }
+    case CommandClass.TOUCH:
+      c.cmdTouch++;
+      if (s === ReplyStatus.TOUCHED) c.touchHits++;
+      else c.touchMisses++;
+      return;
+    default:
+  }
 }

@@ -5,14 +5,43 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Disposition, TENANT_DISPOSITION } from '../../src/policy/command-deny.js';
-import { checkNamespacedKeys } from '../../src/policy/key-prefix.js';
+import { parseConfigText } from '../../src/config/load.js';
+import { authorize, Verdict, VerdictFields } from '../../src/policy/authorize.js';
+import { compilePolicy, Rights } from '../../src/policy/compile.js';
+import { MAX_KEYS_PER_GET } from '../../src/protocol/limits.js';
 import { decodeBase64 } from '../../src/protocol/text/base64.js';
 import { encodeRequest } from '../../src/protocol/text/request-encoder.js';
 import { RequestParser } from '../../src/protocol/text/request-parser.js';
 import type { Request, RequestSink } from '../../src/protocol/text/request.js';
+import { TenantRuntime } from '../../src/server/tenants.js';
 
-const NS = Buffer.from('t3n4nt:Ab3dE9xQ', 'latin1');
+const GENERATION = 'Ab3dE9xQ';
+const NS = Buffer.from(`t3n4nt:${GENERATION}`, 'latin1');
+/** enforce mode: the key prefixes the tenant may use */
+const ENFORCED = ['ab', 'c:'];
+
+const policy = compilePolicy(
+  parseConfigText(
+    [
+      'listen:',
+      '  - { host: 127.0.0.1, port: 11211 }',
+      'upstream:',
+      '  servers: [ "127.0.0.1:11212" ]',
+      'tenants:',
+      '  shop: { prefix: "t3n4nt:" }',
+      `  app: { prefix: "ab", mode: enforce, prefixes: [ ${ENFORCED.map((p) => `"${p}"`).join(', ')} ] }`,
+      '',
+    ].join('\n'),
+    'property.yaml',
+    {},
+  ),
+);
+
+function runtime(name: string): TenantRuntime {
+  const p = policy.tenants.get(name);
+  if (p === undefined) throw new Error(`no tenant ${name}`);
+  return new TenantRuntime(p, GENERATION, { maxKeysPerGet: MAX_KEYS_PER_GET, maxValueBytes: 1024 * 1024 });
+}
 
 function parseAll(bytes: Buffer): Request[] {
   const out: Request[] = [];
@@ -21,13 +50,14 @@ function parseAll(bytes: Buffer): Request[] {
   return out;
 }
 
-/** What memgate would send upstream for these client bytes, for a namespace-mode tenant. */
-function forwarded(client: Buffer): Buffer {
+/** What memgate would send upstream for these client bytes of tenant `name` (authorize decides, as the session does). */
+function forwarded(client: Buffer, name = 'shop'): Buffer {
+  const t = runtime(name);
+  const verdict = new VerdictFields();
   const out: Buffer[] = [];
   for (const req of parseAll(client)) {
-    if (req.error !== null || TENANT_DISPOSITION[req.cmd] !== Disposition.FORWARD) continue;
-    if (checkNamespacedKeys(req, NS.length) !== null) continue;
-    req.ns = NS;
+    if (authorize(t, Rights.READ_WRITE, req, 0, MAX_KEYS_PER_GET, verdict) !== Verdict.FORWARD) continue;
+    req.ns = verdict.ns;
     encodeRequest(req, out);
   }
   return Buffer.concat(out);
@@ -100,6 +130,38 @@ describe('namespace property', () => {
     expect(checked).toBeGreaterThan(500);
     // ... and long keys, which go upstream as namespace + digest
     expect(digested).toBeGreaterThan(10);
+  });
+
+  it('never forwards a key outside the enforced prefixes of an enforce-mode tenant', () => {
+    let checked = 0;
+    const enforcedKey = fc
+      .tuple(fc.constantFrom('', ...ENFORCED, 'a', 'c', 'xab'), key)
+      .map(([p, k]) => `${p}${k}`.slice(0, 250));
+    const enforcedCommand = fc.oneof(
+      command,
+      fc
+        .tuple(fc.constantFrom('get', 'gets'), fc.array(enforcedKey, { minLength: 1, maxLength: 4 }))
+        .map(([c, ks]) => `${c} ${ks.join(' ')}\r\n`),
+      fc.tuple(enforcedKey, fc.nat(5)).map(([k, n]) => `set ${k} 0 0 ${n}\r\n${'v'.repeat(n)}\r\n`),
+      fc.tuple(enforcedKey, fc.constantFrom('', ' v', ' b')).map(([k, f]) => `mg ${k}${f}\r\n`),
+    );
+    fc.assert(
+      fc.property(fc.array(enforcedCommand, { minLength: 1, maxLength: 20 }), (cmds) => {
+        const upstream = forwarded(Buffer.from(cmds.join(''), 'latin1'), 'app');
+        for (const req of parseAll(upstream)) {
+          expect(req.error).toBeNull();
+          expect(req.metaBase64).toBe(false);
+          for (let i = 0; i < req.keys.length; i += 2) {
+            const k = keyBytes(req, i).toString('latin1');
+            expect(ENFORCED.some((p) => k.startsWith(p))).toBe(true);
+            checked++;
+          }
+        }
+      }),
+      { numRuns: 300 },
+    );
+    // the generator must really produce forwarded keys, or the property proves nothing
+    expect(checked).toBeGreaterThan(100);
   });
 
   it('never forwards any admin command or a real flush for a tenant', () => {

@@ -17,7 +17,7 @@ import { copyBytes, partsBytes } from './bytes.js';
 import { Cmd, Syntax, commandSpec, type CommandSpec } from './commands.js';
 import { CRLF, Replies } from './replies.js';
 import type { Request } from './request.js';
-import { planUpstreamKey, writeUpstreamKey } from './upstream-key.js';
+import { upstreamKeyLength, upstreamKeyPlan, writeUpstreamKey } from './upstream-key.js';
 
 const SP = 0x20; // ' '
 const CR = 0x0d; // \r
@@ -57,16 +57,6 @@ export function writeInt(dst: Buffer, at: number, n: number): number {
     v = q;
   }
   return end;
-}
-
-/**
- * Length of the key token `req.keys[i]` as sent upstream (upstream-key.ts
- * decides it); -1 when a base64 key does not decode. Without a namespace the
- * key passes unchanged (memcached validates base64 itself).
- */
-function upstreamKeyLength(req: Request, i: number): number {
-  const ns = req.ns;
-  return planUpstreamKey(req, i, ns === null ? -1 : ns.length).tokenLength;
 }
 
 /**
@@ -231,8 +221,7 @@ function encodeKeyCommand(req: Request, spec: CommandSpec, syntax: Syntax, out: 
 function encodeMeta(req: Request, spec: CommandSpec, syntax: Syntax, out: Buffer[]): Buffer | null {
   const withValue = syntax === Syntax.META_SET;
   if (withValue && checkValue(req) < 0) return Replies.BAD_DATA_CHUNK;
-  const ns = req.ns;
-  const plan = planUpstreamKey(req, 0, ns === null ? -1 : ns.length);
+  const plan = upstreamKeyPlan(req, 0);
   const k = plan.tokenLength;
   const refused = keyRefusal(k);
   if (refused !== null) return refused;

@@ -130,6 +130,22 @@ export function planUpstreamKey(req: Request, i: number, nsLength: number): Upst
   return plan;
 }
 
+/** planUpstreamKey of key `i` under `ns` (by default the request's own namespace, `req.ns`). */
+export function upstreamKeyPlan(req: Request, i: number, ns: Buffer | null = req.ns): UpstreamKeyPlan {
+  return planUpstreamKey(req, i, ns === null ? -1 : ns.length);
+}
+
+/**
+ * The one length of key `i`'s upstream token: the bytes the encoder writes
+ * for it (base64 text when it goes upstream in base64), under `ns` (by
+ * default `req.ns`). -1 when a base64 key does not decode while a namespace
+ * must be added. Without a namespace the key passes unchanged (memcached
+ * validates base64 itself). Its bytes, decoded, are upstreamKeyBytes.
+ */
+export function upstreamKeyLength(req: Request, i: number, ns: Buffer | null = req.ns): number {
+  return upstreamKeyPlan(req, i, ns).tokenLength;
+}
+
 /** The digest part (marker + 43 bytes) of key `i`, computed once per request and key. */
 function digestOf(req: Request, i: number, ns: Buffer): Buffer {
   let digests = req.digests;

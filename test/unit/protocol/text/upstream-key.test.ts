@@ -10,6 +10,7 @@ import {
   isUpstreamKey,
   planUpstreamKey,
   upstreamKeyBytes,
+  upstreamKeyLength,
 } from '../../../../src/protocol/text/upstream-key.js';
 import { buildRequest } from './request-builder.js';
 
@@ -59,6 +60,8 @@ describe('upstream keys of a namespaced tenant', () => {
             const req = request(key, ns, plain);
             const { raw, token } = upstreamOf(req);
             expect(token).toBeLessThanOrEqual(250);
+            expect(upstreamKeyLength(req, 0)).toBe(token);
+            expect(upstreamKeyLength(request(key, Buffer.alloc(0), plain), 0, ns)).toBe(token);
             expect(raw.subarray(0, ns.length).equals(ns)).toBe(true);
             if (!isDirect(raw, ns, key)) {
               // a digested key: the marker where no direct key has it, and a fixed length
@@ -118,8 +121,16 @@ describe('upstream keys of a namespaced tenant', () => {
     const p = planUpstreamKey(req, 0, -1);
     expect(p.digested).toBe(false);
     expect(p.tokenLength).toBe(250);
+    expect(upstreamKeyLength(req, 0)).toBe(250);
     expect(upstreamKeyBytes(req, 0).toString()).toBe('k'.repeat(250));
     const bin = buildRequest(`mg ${Buffer.from('abc').toString('base64')} b v`);
     expect(upstreamKeyBytes(bin, 0).toString()).toBe('abc');
+    expect(upstreamKeyLength(bin, 0)).toBe(4); // the base64 token as sent
+  });
+
+  it('gives -1 for a base64 key that does not decode once a namespace must be added, its token length without one', () => {
+    const bad = buildRequest('mg !!!! b v');
+    expect(upstreamKeyLength(bad, 0)).toBe(4);
+    expect(upstreamKeyLength(bad, 0, Buffer.from('ns:00000000'))).toBe(-1);
   });
 });
