@@ -113,7 +113,7 @@ function keyProblem(target: RouteTarget, req: Request, what: string): string | n
   if (target.prefixes !== null && checkEnforcedKeys(req, target.prefixes) !== null) {
     return `${what} does not start with one of ${target.label}'s prefixes (memgate answers CLIENT_ERROR access denied)`;
   }
-  if (target.ns !== null && checkNamespacedKeys(req, target.ns.length) !== null) {
+  if (target.ns !== null && checkNamespacedKeys(req, target.ns) !== null) {
     return `${what} is too long for ${target.label}'s namespace`;
   }
   return null;
