@@ -40,7 +40,7 @@ import { WriteBatch } from '../upstream/write-batch.js';
 import { endAndRelease } from './close.js';
 import { isMultiGet, MultiGet, type MultiGetHost } from './multiget.js';
 import { ReplyQueue } from './reply-queue.js';
-import { deferTenantStats, STATS_AT_FLUSH, tenantStatsReply } from './tenant-stats.js';
+import { countRead, deferTenantStats, STATS_AT_FLUSH, tenantStatsReply } from './tenant-stats.js';
 import { requestDeadlines, type DeadlineMember } from './request-deadline.js';
 import type { TenantRegistry, TenantRuntime } from './tenants.js';
 
@@ -986,16 +986,7 @@ function account(c: TenantCounters, req: Request, nowMs: number): void {
   countOutcome(c, req.cmd, s === ReplyStatus.MISS || s === ReplyStatus.NOT_FOUND ? Outcome.MISS : Outcome.OK);
   switch (spec.klass) {
     case CommandClass.READ: {
-      if (req.cmd === Cmd.ME) return;
-      const keys = req.keys.length >> 1;
-      c.cmdGet += keys;
-      c.getHits += req.hits;
-      c.getMisses += keys - req.hits;
-      if (req.cmd === Cmd.GAT || req.cmd === Cmd.GATS) {
-        c.cmdTouch += keys;
-        c.touchHits += req.hits;
-        c.touchMisses += keys - req.hits;
-      }
+      if (req.cmd !== Cmd.ME) countRead(c, req);
       return;
     }
     case CommandClass.WRITE:

@@ -14,6 +14,9 @@
  * probe (every connection asks `version` first; upstream/connection.ts),
  * `unknown` until one has answered; `memgate_version` is memgate's.
  */
+import type { TenantCounters } from '../admin/counters.js';
+import { OpKind, opcodeInfo } from '../protocol/binary/header.js';
+import { Cmd } from '../protocol/text/commands.js';
 import { ReplyStatus, type Request } from '../protocol/text/request.js';
 import type { TenantRuntime } from './tenants.js';
 
@@ -80,4 +83,43 @@ export function tenantStatsReply(
   for (const [name, value] of rows) s += `STAT ${name} ${value}\r\n`;
   s += 'END\r\n';
   return Buffer.from(s, 'latin1');
+}
+
+const META_TTL_FLAG = 0x54; // 'T'
+
+/** A meta get with a `T` (new TTL) flag. */
+function hasTtlFlag(req: Request): boolean {
+  const flags = req.metaFlags;
+  for (let i = 0; i < flags.length; i += 2) if (req.line[flags[i] ?? 0] === META_TTL_FLAG) return true;
+  return false;
+}
+
+/**
+ * A completed read (get, gets, gat, gats, mg) in the tenant's counters, as
+ * memcached 1.6 counts it: a get's keys in cmd_get / get_hits / get_misses;
+ * a gat's or gats' keys in cmd_touch / touch_hits / touch_misses only; a
+ * meta get with `T` as a touch when it hits and as a get miss when it misses
+ * (memcached learns of the `T` only on a hit); a binary TOUCH or GAT (sent
+ * upstream as `mg … T`) as a touch, hit or miss (proto_bin.c).
+ */
+export function countRead(c: TenantCounters, req: Request): void {
+  const keys = req.keys.length >> 1;
+  let hits = req.hits;
+  let touch = req.cmd === Cmd.GAT || req.cmd === Cmd.GATS;
+  if (req.cmd === Cmd.MG) {
+    hits = req.status === ReplyStatus.OK || req.status === ReplyStatus.HD ? 1 : 0;
+    if (req.binary !== null) {
+      const kind = opcodeInfo(req.binary.opcode).kind;
+      touch = kind === OpKind.TOUCH || kind === OpKind.GAT;
+    } else touch = hits > 0 && hasTtlFlag(req);
+  }
+  if (touch) {
+    c.cmdTouch += keys;
+    c.touchHits += hits;
+    c.touchMisses += keys - hits;
+  } else {
+    c.cmdGet += keys;
+    c.getHits += hits;
+    c.getMisses += keys - hits;
+  }
 }
