@@ -40,7 +40,14 @@ import { WriteBatch } from '../upstream/write-batch.js';
 import { endAndRelease } from './close.js';
 import { isMultiGet, MultiGet, type MultiGetHost } from './multiget.js';
 import { ReplyQueue } from './reply-queue.js';
-import { countRead, deferTenantStats, STATS_AT_FLUSH, tenantStatsReply } from './tenant-stats.js';
+import {
+  countRead,
+  deferTenantStats,
+  isCasStore,
+  isDecrement,
+  STATS_AT_FLUSH,
+  tenantStatsReply,
+} from './tenant-stats.js';
 import { requestDeadlines, type DeadlineMember } from './request-deadline.js';
 import type { TenantRegistry, TenantRuntime } from './tenants.js';
 
@@ -991,8 +998,8 @@ function account(c: TenantCounters, req: Request, nowMs: number): void {
     }
     case CommandClass.WRITE:
       c.cmdSet++;
-      if (req.cmd === Cmd.CAS) {
-        if (s === ReplyStatus.STORED) c.casHits++;
+      if (isCasStore(req)) {
+        if (s === ReplyStatus.STORED || s === ReplyStatus.HD) c.casHits++;
         else if (s === ReplyStatus.EXISTS) c.casBadval++;
         else if (s === ReplyStatus.NOT_FOUND) c.casMisses++;
       }
@@ -1003,7 +1010,7 @@ function account(c: TenantCounters, req: Request, nowMs: number): void {
       return;
     case CommandClass.ARITH: {
       const hit = s === ReplyStatus.NUMBER || s === ReplyStatus.HD || s === ReplyStatus.OK;
-      if (req.cmd === Cmd.DECR) {
+      if (isDecrement(req)) {
         if (hit) c.decrHits++;
         else c.decrMisses++;
       } else if (hit) c.incrHits++;

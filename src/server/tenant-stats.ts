@@ -86,12 +86,45 @@ export function tenantStatsReply(
 }
 
 const META_TTL_FLAG = 0x54; // 'T'
+const META_CAS_FLAG = 0x43; // 'C'
+const META_MODE_FLAG = 0x4d; // 'M'
 
-/** A meta get with a `T` (new TTL) flag. */
-function hasTtlFlag(req: Request): boolean {
+/** Where the meta flag `flag` of `req` is in `req.line` (its letter), or -1. */
+function metaFlagAt(req: Request, flag: number): number {
   const flags = req.metaFlags;
-  for (let i = 0; i < flags.length; i += 2) if (req.line[flags[i] ?? 0] === META_TTL_FLAG) return true;
-  return false;
+  for (let i = 0; i < flags.length; i += 2) {
+    const at = flags[i] ?? 0;
+    if (req.line[at] === flag) return at;
+  }
+  return -1;
+}
+
+function hasTtlFlag(req: Request): boolean {
+  return metaFlagAt(req, META_TTL_FLAG) >= 0;
+}
+
+/**
+ * A store memcached counts in cas_hits / cas_badval / cas_misses: `cas`; an
+ * `ms` with `C` in set or replace mode (an add or append with `C` is not,
+ * proto_text.c); a binary SET, ADD or REPLACE with a cas (sent as `ms … C`;
+ * proto_bin.c makes every one of them a cas).
+ */
+export function isCasStore(req: Request): boolean {
+  if (req.cmd === Cmd.CAS) return true;
+  if (req.cmd !== Cmd.MS || metaFlagAt(req, META_CAS_FLAG) < 0) return false;
+  if (req.binary !== null) return opcodeInfo(req.binary.opcode).kind === OpKind.STORE;
+  const m = metaFlagAt(req, META_MODE_FLAG);
+  const mode = m < 0 ? 0x73 : (req.line[m + 1] ?? 0) | 0x20; // lower case; 's' without a mode
+  return mode === 0x73 || mode === 0x72; // 's', 'r'
+}
+
+/** `decr`, or an `ma` in decrement mode (`MD`, `Md`, `M-`; binary DECR is sent as `ma … MD`). */
+export function isDecrement(req: Request): boolean {
+  if (req.cmd === Cmd.DECR) return true;
+  if (req.cmd !== Cmd.MA) return false;
+  const m = metaFlagAt(req, META_MODE_FLAG);
+  const mode = m < 0 ? 0 : (req.line[m + 1] ?? 0);
+  return mode === 0x44 || mode === 0x64 || mode === 0x2d;
 }
 
 /**
