@@ -563,6 +563,12 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
         this.answerStats(t, req);
         return;
       case Cmd.FLUSH_ALL:
+        if (t.policy.mode !== 'namespace') {
+          // enforce mode: keys carry no generation, so a rotation would answer OK and clear nothing
+          this.noteDenial(req, 'flush_all in enforce mode');
+          this.complete(req, DENY_REPLY[Cmd.FLUSH_ALL] ?? Replies.ERROR, ReplyStatus.ERROR);
+          return;
+        }
         this.flushAll(t, req);
         return;
       default:
