@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what memgate and its tests need on a fresh Debian machine with Node 20:
 # Debian's memcached, redis-server, libmemcached-tools (memccapable, memcslap),
-# python3-pymemcache, and the npm packages (npm ci, which also builds dist/).
+# python3-pymemcache, the compat suite's clients (pylibmc, php-memcached, dalli,
+# Cache::Memcached::Fast) and sasl2-bin, and the npm packages (npm ci, which also builds dist/).
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,12 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v nc >/dev/null 2>&1 || need+=(netcat-openbsd)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 /usr/bin/python3 -c 'import pymemcache' >/dev/null 2>&1 || need+=(python3-pymemcache)
+# the real-client compat suite (test/compat): each client loads only in Debian's own interpreter
+/usr/bin/python3 -c 'import pylibmc' >/dev/null 2>&1 || need+=(python3-pylibmc)
+/usr/bin/php -r 'exit(class_exists("Memcached") ? 0 : 1);' >/dev/null 2>&1 || need+=(php-cli php-memcached)
+/usr/bin/ruby -e 'require "dalli"' >/dev/null 2>&1 || need+=(ruby ruby-dalli)
+/usr/bin/perl -MCache::Memcached::Fast -e 1 >/dev/null 2>&1 || need+=(libcache-memcached-fast-perl)
+command -v saslpasswd2 >/dev/null 2>&1 || need+=(sasl2-bin) # a sasldb for the direct SASL memcached
 
 if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
