@@ -38,6 +38,7 @@ import { checkEnforcedKeys, checkNamespacedKeys } from '../policy/key-prefix.js'
 import type { UpstreamPool } from '../upstream/pool.js';
 import { WriteBatch } from '../upstream/write-batch.js';
 import { endAndRelease } from './close.js';
+import { answerOversizedSet, deleteInsteadOfOversizedSet } from './oversized-set.js';
 import { isMultiGet, MultiGet, type MultiGetHost } from './multiget.js';
 import { ReplyQueue } from './reply-queue.js';
 import {
@@ -352,8 +353,11 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
     }
     if (req.error !== null || this.isOverItemLimit(t, req)) {
       t.counters.errors++;
-      this.complete(req, req.error ?? Replies.TOO_LARGE, ReplyStatus.ERROR);
-      return;
+      // a too-large SET still drops the old item, as in memcached: it goes on as a delete
+      if ((req.error ?? Replies.TOO_LARGE) !== Replies.TOO_LARGE || !deleteInsteadOfOversizedSet(req)) {
+        this.complete(req, req.error ?? Replies.TOO_LARGE, ReplyStatus.ERROR);
+        return;
+      }
     }
     const cmd = req.cmd;
     if (req.binary !== null && this.answerBinaryOnly(req)) return;
@@ -849,6 +853,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
 
   onReply(req: Request): void {
     this.forwarded--;
+    if (req.oversizedSet) answerOversizedSet(req);
     const bytes = req.reply === null ? 0 : partsBytes(req.reply);
     if (bytes > this.largestReplyBytes) this.largestReplyBytes = bytes;
     if (this.closed || this.flushScheduled) return;

@@ -197,10 +197,15 @@ const binary = (port: number, extra: Partial<Options> = {}): Options => ({ port,
 const sasl = { user: SASL_USER, password: SASL_PASSWORD };
 const enforce = { prefix: ENFORCE_PREFIX };
 
-/** memcached's SET of a value over its item size limit also drops the old item; memgate refuses it without forwarding */
+/**
+ * memcached's SET of a value over its item size limit also drops the old
+ * item; memgate does so for text `set` and `ms` (server/oversized-set.ts) but
+ * not yet for a binary SET over limits.maxValueBytes, whose key the binary
+ * parser does not read.
+ */
 const TOO_LARGE_KEEPS_OLD: Difference = {
   step: 'get_after_too_large',
-  why: 'a refused oversized SET keeps the old item',
+  why: 'a refused oversized binary SET keeps the old item',
   expect: () => false,
 };
 
@@ -222,11 +227,10 @@ function vivifiedIncrements(n: number): Difference {
 
 describe('pylibmc (python3-pylibmc, libmemcached)', () => {
   it('text: the same outcomes through a namespace tenant', async () => {
-    await compare('pylibmc', text(direct.port), text(gate.port(NAMESPACE)), [TOO_LARGE_KEEPS_OLD]);
+    await compare('pylibmc', text(direct.port), text(gate.port(NAMESPACE)));
   });
   it('text: the same outcomes through an enforce tenant', async () => {
     await compare('pylibmc', text(direct.port, enforce), text(gate.port(ENFORCE), enforce), [
-      TOO_LARGE_KEEPS_OLD,
       {
         step: 'flush_all',
         why: "an enforce tenant's flush_all is refused: its keys have no generation to rotate",
@@ -252,7 +256,7 @@ describe('pylibmc (python3-pylibmc, libmemcached)', () => {
 
 describe('php-memcached (php-memcached, libmemcached)', () => {
   it('text: the same outcomes through a namespace tenant', async () => {
-    await compare('php', text(direct.port), text(gate.port(NAMESPACE)), [TOO_LARGE_KEEPS_OLD]);
+    await compare('php', text(direct.port), text(gate.port(NAMESPACE)));
   });
   it('binary: the same outcomes through a namespace tenant', async () => {
     await compare('php', binary(direct.port), binary(gate.port(NAMESPACE)), [TOO_LARGE_KEEPS_OLD]);
@@ -264,7 +268,7 @@ describe('php-memcached (php-memcached, libmemcached)', () => {
 
 describe('Cache::Memcached::Fast (libcache-memcached-fast-perl)', () => {
   it('text: the same outcomes through a namespace tenant', async () => {
-    await compare('perl', text(direct.port), text(gate.port(NAMESPACE)), [TOO_LARGE_KEEPS_OLD]);
+    await compare('perl', text(direct.port), text(gate.port(NAMESPACE)));
   });
 });
 
@@ -285,7 +289,7 @@ describe('dalli (ruby-dalli)', () => {
 
 describe('pymemcache (python3-pymemcache)', () => {
   it('text: the same outcomes through a namespace tenant', async () => {
-    await compare('pymemcache', text(direct.port), text(gate.port(NAMESPACE)), [TOO_LARGE_KEEPS_OLD]);
+    await compare('pymemcache', text(direct.port), text(gate.port(NAMESPACE)));
   });
 });
 
