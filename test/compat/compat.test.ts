@@ -59,6 +59,7 @@ const NAMESPACE = 0;
 const ENFORCE = 1;
 const OTHER = 2;
 const SHARED = 3;
+const ADMIN = 4;
 const versions: string[] = [];
 
 /** A memcached with SASL PLAIN for one user, from a sasldb in a fresh directory. */
@@ -97,6 +98,7 @@ listen:
   - { host: 127.0.0.1, port: 0, tenant: gamma }
   - { host: 127.0.0.1, port: 0, tenant: beta }
   - { host: 127.0.0.1, port: 0 }
+  - { host: 127.0.0.1, port: 0, tenant: ops }
 upstream:
   servers: [ "\${UPSTREAM}" ]
 state: { url: "\${STATE}" }
@@ -105,6 +107,7 @@ tenants:
   gamma: { prefix: "g:", mode: enforce, prefixes: [ "${ENFORCE_PREFIX}" ] }
   beta: { prefix: "b9Qx1:" }
   ${SASL_USER}: { prefix: "shop:", password: "${hash}" }
+  ops: { admin: true }
 `,
     upstream.address,
   );
@@ -176,7 +179,11 @@ async function compare(
 
   await textSet(gate.port(OTHER), 'bystander');
   const g = await scenario(client, gatedOpts);
-  expect(await textGet(gate.port(OTHER), 'bystander')).toBe('VALUE bystander 0 4\r\nkeep\r\nEND\r\n');
+  // an admin's flush_all is memcached's own: it takes every tenant's keys
+  const survives = gatedOpts.port !== gate.port(ADMIN);
+  expect(await textGet(gate.port(OTHER), 'bystander')).toBe(
+    survives ? 'VALUE bystander 0 4\r\nkeep\r\nEND\r\n' : 'END\r\n',
+  );
 
   const info = d.find((s) => s.step === 'client');
   versions.push(`${client} ${gatedOpts.user !== undefined ? 'SASL ' : ''}${JSON.stringify(info?.outcome)}`);
@@ -233,6 +240,9 @@ describe('pylibmc (python3-pylibmc, libmemcached)', () => {
         },
       },
     ]);
+  });
+  it('text: the same outcomes through an admin tenant (keys and flush_all unchanged)', async () => {
+    await compare('pylibmc', text(direct.port), text(gate.port(ADMIN)));
   });
   it('binary: the same outcomes through a namespace tenant', async () => {
     await compare('pylibmc', binary(direct.port), binary(gate.port(NAMESPACE)));
