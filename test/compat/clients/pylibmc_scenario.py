@@ -5,11 +5,12 @@ Options: port, protocol ("text" | "binary"), user and password (SASL PLAIN, bina
 (put in front of every key: enforce-mode tenants), maxKey (the longest key the server takes).
 Prints one JSON line per step: {"step": name, "outcome": value}.
 """
-import hashlib
 import json
 import sys
 
 import pylibmc
+
+from scenario_common import STAT_NAMES, out, show, stats_delta, step
 
 opts = json.loads(sys.argv[1])
 P = opts.get("prefix", "")
@@ -21,34 +22,6 @@ if opts.get("user") is not None:
     kwargs["password"] = opts["password"]
 c = pylibmc.Client(["127.0.0.1:%d" % opts["port"]], **kwargs)
 c.behaviors = {"cas": True, "connect_timeout": 5000, "receive_timeout": 5000000, "send_timeout": 5000000}
-
-COUNTERS = ["cmd_get", "cmd_set", "cmd_touch", "cmd_flush", "get_hits", "get_misses", "delete_hits",
-            "delete_misses", "incr_hits", "incr_misses", "decr_hits", "decr_misses", "cas_hits",
-            "cas_misses", "cas_badval", "touch_hits", "touch_misses"]
-
-
-def out(step, outcome):
-    print(json.dumps({"step": step, "outcome": outcome}), flush=True)
-
-
-def show(v):
-    """A value as an outcome: short text as itself, anything else by length and digest."""
-    if isinstance(v, bytes):
-        if len(v) <= 64 and all(32 <= b < 127 for b in v):
-            return v.decode("ascii")
-        return {"len": len(v), "sha1": hashlib.sha1(v).hexdigest()}
-    if isinstance(v, dict):
-        return {k.decode("latin1") if isinstance(k, bytes) else k: show(x) for k, x in sorted(v.items())}
-    if isinstance(v, (list, tuple)):
-        return [show(x) for x in v]
-    return v
-
-
-def step(name, fn):
-    try:
-        out(name, show(fn()))
-    except Exception as e:  # noqa: BLE001 (the outcome is the exception class)
-        out(name, "error:" + type(e).__name__)
 
 
 def k(name):
@@ -64,8 +37,7 @@ def stats():
 out("client", {"name": "pylibmc", "version": pylibmc.__version__,
                "libmemcached": pylibmc.libmemcached_version, "protocol": opts["protocol"]})
 before = stats()
-out("stats_names", sorted(n for n in ["pid", "uptime", "time", "version", "curr_connections"] + COUNTERS
-                          if n in before))
+out("stats_names", sorted(n for n in STAT_NAMES if n in before))
 out("stats_version", before.get("version"))
 
 step("set", lambda: c.set(k("a"), b"alpha"))
@@ -118,7 +90,7 @@ step("key_too_long", lambda: c.set(longest + "X", b"x"))
 step("get_key_too_long", lambda: c.get(longest + "X"))
 step("flush_all", lambda: (c.set(k("f"), b"x"), c.flush_all(), c.get(k("f")), c.get(longest)))
 after = stats()
-out("stats_delta", {n: int(after[n]) - int(before[n]) for n in COUNTERS if n in before and n in after})
+out("stats_delta", stats_delta(before, after))
 step("value_too_large", lambda: (c.set(k("big"), big), c.set(k("big"), big + big)))
 step("get_after_too_large", lambda: c.get(k("big")) is None)
 out("done", True)

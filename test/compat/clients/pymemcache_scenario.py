@@ -3,45 +3,19 @@
 Usage: python3 pymemcache_scenario.py '<json options>' (see pylibmc_scenario.py for the options).
 Prints one JSON line per step: {"step": name, "outcome": value}.
 """
-import hashlib
 import json
 import sys
 
 import pymemcache
 from pymemcache.client.base import Client
 
+from scenario_common import STAT_NAMES, out, show, stats_delta, step
+
 opts = json.loads(sys.argv[1])
 P = opts.get("prefix", "")
 MAX_KEY = opts.get("maxKey", 250)
 c = Client(("127.0.0.1", opts["port"]), connect_timeout=5, timeout=10, default_noreply=False)
 
-COUNTERS = ["cmd_get", "cmd_set", "cmd_touch", "cmd_flush", "get_hits", "get_misses", "delete_hits",
-            "delete_misses", "incr_hits", "incr_misses", "decr_hits", "decr_misses", "cas_hits",
-            "cas_misses", "cas_badval", "touch_hits", "touch_misses"]
-
-
-def out(step, outcome):
-    print(json.dumps({"step": step, "outcome": outcome}), flush=True)
-
-
-def show(v):
-    """A value as an outcome: short text as itself, anything else by length and digest."""
-    if isinstance(v, bytes):
-        if len(v) <= 64 and all(32 <= b < 127 for b in v):
-            return v.decode("ascii")
-        return {"len": len(v), "sha1": hashlib.sha1(v).hexdigest()}
-    if isinstance(v, dict):
-        return {(x.decode("latin1") if isinstance(x, bytes) else x): show(y) for x, y in sorted(v.items())}
-    if isinstance(v, (list, tuple)):
-        return [show(x) for x in v]
-    return v
-
-
-def step(name, fn):
-    try:
-        out(name, show(fn()))
-    except Exception as e:  # noqa: BLE001 (the outcome is the exception class)
-        out(name, "error:" + type(e).__name__)
 
 
 def k(name):
@@ -54,8 +28,7 @@ def stats():
 
 out("client", {"name": "pymemcache", "version": pymemcache.__version__, "protocol": "text"})
 before = stats()
-out("stats_names", sorted(n for n in ["pid", "uptime", "time", "version", "curr_connections"] + COUNTERS
-                          if n in before))
+out("stats_names", sorted(n for n in STAT_NAMES if n in before))
 out("stats_version", show(before.get("version")))
 step("version", lambda: c.version())
 
@@ -110,7 +83,7 @@ step("key_too_long", lambda: c.set(longest + "X", b"x"))
 step("get_key_too_long", lambda: c.get(longest + "X"))
 step("flush_all", lambda: (c.set(k("f"), b"x"), c.flush_all(), c.get(k("f")), c.get(longest)))
 after = stats()
-out("stats_delta", {n: int(after[n]) - int(before[n]) for n in COUNTERS if n in before and n in after})
+out("stats_delta", stats_delta(before, after))
 step("value_too_large", lambda: (c.set(k("big"), big), c.set(k("big"), big + big)))
 step("get_after_too_large", lambda: c.get(k("big")) is None)
 out("done", True)
