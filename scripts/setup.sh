@@ -21,7 +21,7 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 /usr/bin/php -r 'exit(class_exists("Memcached") ? 0 : 1);' >/dev/null 2>&1 || need+=(php-cli php-memcached)
 /usr/bin/ruby -e 'require "dalli"' >/dev/null 2>&1 || need+=(ruby ruby-dalli)
 /usr/bin/perl -MCache::Memcached::Fast -e 1 >/dev/null 2>&1 || need+=(libcache-memcached-fast-perl)
-command -v saslpasswd2 >/dev/null 2>&1 || need+=(sasl2-bin) # a sasldb for the direct SASL memcached
+[ -x /usr/sbin/saslpasswd2 ] || need+=(sasl2-bin) # a sasldb for the direct SASL memcached
 
 if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
