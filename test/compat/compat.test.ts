@@ -124,7 +124,11 @@ async function scenario(client: Client, opts: Options): Promise<Step[]> {
   const script = path.join(CLIENTS, args.pop() ?? '');
   let stdout: string;
   try {
-    ({ stdout } = await run(bin, [...args, script, JSON.stringify(opts)], { timeout: 60_000, cwd: ROOT }));
+    ({ stdout } = await run(bin, [...args, script, JSON.stringify(opts)], {
+      timeout: 60_000,
+      cwd: ROOT,
+      env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' }, // no __pycache__ in the tree
+    }));
   } catch (e) {
     const err = e as { stdout?: string; stderr?: string; message: string };
     throw new Error(`${client} scenario failed: ${err.message}\n${err.stdout ?? ''}\n${err.stderr ?? ''}`);
