@@ -2,8 +2,8 @@
 # Installs what memgate and its tests need on a fresh Debian machine with Node 20:
 # Debian's memcached, redis-server, libmemcached-tools (memccapable, memcslap),
 # python3-pymemcache, prometheus (promtool), tmux, systemd (systemd-analyze), cc + libmemcached-dev +
-# python3-pylibmc + php-memcached + nutcracker (ring placement tests), and the npm packages (npm ci,
-# which also builds dist/).
+# nutcracker (ring placement tests), the compat suite's clients (pylibmc, php-memcached, dalli,
+# Cache::Memcached::Fast) and sasl2-bin, and the npm packages (npm ci, which also builds dist/).
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +28,10 @@ command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 php -r 'exit(class_exists("Memcached") ? 0 : 1);' >/dev/null 2>&1 || need+=(php-cli php-memcached)
 # ... and twemproxy (md5 ketama), whose placement the ring also matches
 command -v nutcracker >/dev/null 2>&1 || need+=(nutcracker)
+# the real-client compat suite (test/compat): each client loads only in Debian's own interpreter
+/usr/bin/ruby -e 'require "dalli"' >/dev/null 2>&1 || need+=(ruby ruby-dalli)
+/usr/bin/perl -MCache::Memcached::Fast -e 1 >/dev/null 2>&1 || need+=(libcache-memcached-fast-perl)
+[ -x /usr/sbin/saslpasswd2 ] || need+=(sasl2-bin) # a sasldb for the direct SASL memcached
 
 if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -84,6 +84,8 @@ export const DenyCause = {
   STATS_GROUP: 8,
   /** a command (or `stats` sub-command) memcached does not know either: `ERROR` */
   UNKNOWN: 9,
+  /** flush_all of an enforce-mode tenant (its keys carry no generation to rotate); audited */
+  ENFORCE_FLUSH: 10,
 } as const;
 export type DenyCause = (typeof DenyCause)[keyof typeof DenyCause];
 
@@ -99,6 +101,7 @@ export const DENY_AUDIT_REASON: readonly (string | null)[] = Object.freeze([
   'command not allowed',
   'stats group not allowed',
   null,
+  'flush_all in enforce mode',
 ]);
 
 /** The tenant budgets authorize charges (policy/rate-limit.ts TenantBudgets). */
@@ -193,7 +196,7 @@ export function authorize(
   if (p.admin) return forward(out, null);
   const disposition = TENANT_DISPOSITION[cmd];
   if (disposition === Disposition.FORWARD) return checkKeys(t, req, maxKeysPerGet, out);
-  if (disposition === Disposition.LOCAL) return answerLocally(req, out);
+  if (disposition === Disposition.LOCAL) return answerLocally(p, req, out);
   return deny(out, DenyCause.COMMAND, DENY_REPLY[cmd] ?? Replies.ERROR);
 }
 
@@ -257,11 +260,13 @@ function checkKeys(t: AuthorizeTenant, req: Request, maxKeysPerGet: number, out:
 }
 
 /** The commands a tenant's disposition answers locally (quit and binary ones are decided before). */
-function answerLocally(req: Request, out: VerdictFields): Verdict {
+function answerLocally(p: TenantPolicy, req: Request, out: VerdictFields): Verdict {
   switch (req.cmd) {
     case Cmd.VERBOSITY:
       return local(out, LocalAnswer.VERBOSITY);
     case Cmd.FLUSH_ALL:
+      // enforce mode: keys carry no generation, so a rotation would answer OK and clear nothing
+      if (p.mode !== 'namespace') return deny(out, DenyCause.ENFORCE_FLUSH, DENY_REPLY[Cmd.FLUSH_ALL] ?? Replies.ERROR);
       return local(out, LocalAnswer.FLUSH_ALL);
     case Cmd.STATS:
       return statsVerdict(req, out);

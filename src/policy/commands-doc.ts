@@ -38,7 +38,7 @@ const REPLY_TEXT: Record<number, string> = {
 function tenantBehaviour(id: number, name: string): string {
   switch (id) {
     case Cmd.FLUSH_ALL:
-      return "rotates the tenant's generation (now or after the delay); nothing is flushed upstream";
+      return "rotates the tenant's generation (now or after the delay); nothing is flushed upstream; an enforce-mode tenant: `CLIENT_ERROR flush_all not allowed`";
     case Cmd.STATS:
       return `plain \`stats\`: the tenant's own counters up to this reply, memcached's names (\`STAT version\` is memcached's) then \`memgate_version\`, \`memgate_tenant\`, \`memgate_denied\`; ${STATS_GROUPS.map((g) => `\`${g}\``).join(', ')}: \`CLIENT_ERROR stats <group> not allowed\`; other groups: \`ERROR\``;
     case Cmd.VERBOSITY:

@@ -39,6 +39,7 @@ import type { MemoryGuard, MemoryRelief } from './memory-guard.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import { WriteBatch } from '../upstream/write-batch.js';
 import { endAndRelease } from './close.js';
+import { answerOversizedSet, deleteInsteadOfOversizedSet } from './oversized-set.js';
 import { isMultiGet, MultiGet, type MultiGetHost } from './multiget.js';
 import { LocalAnswers } from './local-answers.js';
 import { fillSlot, isReplyHidden, ReplyQueue } from './reply-queue.js';
@@ -329,7 +330,13 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
       return;
     }
     const v = this.verdict;
-    switch (authorize(t, this.rights, req, this.nowMs, this.ctx.limits.maxKeysPerGet, v)) {
+    let verdict = authorize(t, this.rights, req, this.nowMs, this.ctx.limits.maxKeysPerGet, v);
+    if (verdict === Verdict.DENY && v.reply === Replies.TOO_LARGE && deleteInsteadOfOversizedSet(req)) {
+      // a too-large SET still drops the old item, as in memcached: it goes on as a delete (oversized-set.ts)
+      t.counters.errors++;
+      verdict = authorize(t, this.rights, req, this.nowMs, this.ctx.limits.maxKeysPerGet, v);
+    }
+    switch (verdict) {
       case Verdict.FORWARD:
         req.ns = v.ns;
         this.forward(req);
@@ -524,6 +531,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
 
   onReply(req: Request): void {
     this.forwarded--;
+    if (req.oversizedSet) answerOversizedSet(req);
     const bytes = req.reply === null ? 0 : partsBytes(req.reply);
     if (bytes > this.largestReplyBytes) this.largestReplyBytes = bytes;
     if (this.closed || this.flushScheduled) return;

@@ -15,6 +15,7 @@
  * `unknown` until one has answered; `memgate_version` is memgate's.
  */
 import { countOutcome, observeLatencyUs, Outcome, type TenantCounters } from '../admin/counters.js';
+import { OpKind, opcodeInfo } from '../protocol/binary/header.js';
 import { Cmd, CommandClass, COMMAND_BY_ID } from '../protocol/text/commands.js';
 import { ReplyStatus, type Request } from '../protocol/text/request.js';
 import type { TenantRuntime } from './tenants.js';
@@ -102,22 +103,13 @@ export function accountReply(c: TenantCounters, req: Request, nowMs: number): vo
   countOutcome(c, req.cmd, s === ReplyStatus.MISS || s === ReplyStatus.NOT_FOUND ? Outcome.MISS : Outcome.OK);
   switch (spec.klass) {
     case CommandClass.READ: {
-      if (req.cmd === Cmd.ME) return;
-      const keys = req.keys.length >> 1;
-      c.cmdGet += keys;
-      c.getHits += req.hits;
-      c.getMisses += keys - req.hits;
-      if (req.cmd === Cmd.GAT || req.cmd === Cmd.GATS) {
-        c.cmdTouch += keys;
-        c.touchHits += req.hits;
-        c.touchMisses += keys - req.hits;
-      }
+      if (req.cmd !== Cmd.ME) countRead(c, req);
       return;
     }
     case CommandClass.WRITE:
       c.cmdSet++;
-      if (req.cmd === Cmd.CAS) {
-        if (s === ReplyStatus.STORED) c.casHits++;
+      if (isCasStore(req)) {
+        if (s === ReplyStatus.STORED || s === ReplyStatus.HD) c.casHits++;
         else if (s === ReplyStatus.EXISTS) c.casBadval++;
         else if (s === ReplyStatus.NOT_FOUND) c.casMisses++;
       }
@@ -128,7 +120,7 @@ export function accountReply(c: TenantCounters, req: Request, nowMs: number): vo
       return;
     case CommandClass.ARITH: {
       const hit = s === ReplyStatus.NUMBER || s === ReplyStatus.HD || s === ReplyStatus.OK;
-      if (req.cmd === Cmd.DECR) {
+      if (isDecrement(req)) {
         if (hit) c.decrHits++;
         else c.decrMisses++;
       } else if (hit) c.incrHits++;
@@ -141,5 +133,77 @@ export function accountReply(c: TenantCounters, req: Request, nowMs: number): vo
       else c.touchMisses++;
       return;
     default:
+  }
+}
+
+const META_TTL_FLAG = 0x54; // 'T'
+const META_CAS_FLAG = 0x43; // 'C'
+const META_MODE_FLAG = 0x4d; // 'M'
+
+/** Where the meta flag `flag` of `req` is in `req.line` (its letter), or -1. */
+function metaFlagAt(req: Request, flag: number): number {
+  const flags = req.metaFlags;
+  for (let i = 0; i < flags.length; i += 2) {
+    const at = flags[i] ?? 0;
+    if (req.line[at] === flag) return at;
+  }
+  return -1;
+}
+
+function hasTtlFlag(req: Request): boolean {
+  return metaFlagAt(req, META_TTL_FLAG) >= 0;
+}
+
+/**
+ * A store memcached counts in cas_hits / cas_badval / cas_misses: `cas`; an
+ * `ms` with `C` in set or replace mode (an add or append with `C` is not,
+ * proto_text.c); a binary SET, ADD or REPLACE with a cas (sent as `ms … C`;
+ * proto_bin.c makes every one of them a cas).
+ */
+export function isCasStore(req: Request): boolean {
+  if (req.cmd === Cmd.CAS) return true;
+  if (req.cmd !== Cmd.MS || metaFlagAt(req, META_CAS_FLAG) < 0) return false;
+  if (req.binary !== null) return opcodeInfo(req.binary.opcode).kind === OpKind.STORE;
+  const m = metaFlagAt(req, META_MODE_FLAG);
+  const mode = m < 0 ? 0x73 : (req.line[m + 1] ?? 0) | 0x20; // lower case; 's' without a mode
+  return mode === 0x73 || mode === 0x72; // 's', 'r'
+}
+
+/** `decr`, or an `ma` in decrement mode (`MD`, `Md`, `M-`; binary DECR is sent as `ma … MD`). */
+export function isDecrement(req: Request): boolean {
+  if (req.cmd === Cmd.DECR) return true;
+  if (req.cmd !== Cmd.MA) return false;
+  const m = metaFlagAt(req, META_MODE_FLAG);
+  const mode = m < 0 ? 0 : (req.line[m + 1] ?? 0);
+  return mode === 0x44 || mode === 0x64 || mode === 0x2d;
+}
+
+/**
+ * A completed read (get, gets, gat, gats, mg) in the tenant's counters, as
+ * memcached 1.6 counts it: a get's keys in cmd_get / get_hits / get_misses;
+ * a gat's or gats' keys in cmd_touch / touch_hits / touch_misses only; a
+ * meta get with `T` as a touch when it hits and as a get miss when it misses
+ * (memcached learns of the `T` only on a hit); a binary TOUCH or GAT (sent
+ * upstream as `mg … T`) as a touch, hit or miss (proto_bin.c).
+ */
+export function countRead(c: TenantCounters, req: Request): void {
+  const keys = req.keys.length >> 1;
+  let hits = req.hits;
+  let touch = req.cmd === Cmd.GAT || req.cmd === Cmd.GATS;
+  if (req.cmd === Cmd.MG) {
+    hits = req.status === ReplyStatus.OK || req.status === ReplyStatus.HD ? 1 : 0;
+    if (req.binary !== null) {
+      const kind = opcodeInfo(req.binary.opcode).kind;
+      touch = kind === OpKind.TOUCH || kind === OpKind.GAT;
+    } else touch = hits > 0 && hasTtlFlag(req);
+  }
+  if (touch) {
+    c.cmdTouch += keys;
+    c.touchHits += hits;
+    c.touchMisses += keys - hits;
+  } else {
+    c.cmdGet += keys;
+    c.getHits += hits;
+    c.getMisses += keys - hits;
   }
 }

@@ -67,19 +67,23 @@ export async function waitForPort(host: string, port: number, timeoutMs = 5000):
 
 const MEMCACHED_BIN = process.env.MEMCACHED_BIN ?? 'memcached';
 
-function start(port: number, extraArgs: readonly string[]): ChildProcess {
+function start(port: number, extraArgs: readonly string[], env?: NodeJS.ProcessEnv): ChildProcess {
   // -U 0: no UDP. -l 127.0.0.1: loopback only. -m 64: small cache.
   const args = ['-U', '0', '-l', '127.0.0.1', '-p', String(port), '-m', '64', '-t', '2', ...extraArgs];
   if (process.getuid?.() === 0) args.push('-u', 'root');
-  const child = spawn(MEMCACHED_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(MEMCACHED_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
   child.stderr?.resume();
   return child;
 }
 
-export async function spawnMemcached(extraArgs: readonly string[] = []): Promise<MemcachedProcess> {
+/** `env`: more environment for memcached (e.g. SASL_CONF_PATH with `-S`). */
+export async function spawnMemcached(
+  extraArgs: readonly string[] = [],
+  env?: NodeJS.ProcessEnv,
+): Promise<MemcachedProcess> {
   const host = '127.0.0.1';
   const port = await freePort(host);
-  let child = start(port, extraArgs);
+  let child = start(port, extraArgs, env);
   await waitForPort(host, port);
   const exited = (c: ChildProcess): Promise<void> =>
     c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise((r) => c.once('exit', () => r()));
@@ -99,7 +103,7 @@ export async function spawnMemcached(extraArgs: readonly string[] = []): Promise
       await exited(child);
     },
     async restart() {
-      child = start(port, extraArgs);
+      child = start(port, extraArgs, env);
       await waitForPort(host, port);
     },
     async pause() {

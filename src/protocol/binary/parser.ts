@@ -35,7 +35,9 @@
  *   body over MAX_SKIPPABLE_BODY_BYTES   onFatal(E2BIG packet), close
  *   unknown opcode                       ERROR → UNKNOWN_COMMAND
  *   body over maxBodyBytes, value over
- *   maxValueBytes                        SERVER_ERROR object too large for cache → E2BIG
+ *   maxValueBytes                        SERVER_ERROR object too large for cache → E2BIG (a
+ *                                        SET/ADD/REPLACE still gets its line and key: the
+ *                                        session drops a refused SET's old item)
  *   extras + key over the body, wrong
  *   extras/key/value for the opcode, key
  *   over maxKeyBytes                     CLIENT_ERROR bad command line format → EINVAL
@@ -449,7 +451,8 @@ export class BinaryRequestParser {
     this.frontLen = keyLength + extrasLength;
     this.valueLength = bodyLength - this.frontLen;
     req.error = this.checkShape(info.kind, bodyLength);
-    if (req.error !== null) {
+    // a SET-family packet refused as too large still has its key read: a refused SET drops the old item
+    if (req.error !== null && !(req.error === Replies.TOO_LARGE && info.kind === OpKind.STORE)) {
       this.expectBody(req, bodyLength);
       return;
     }
@@ -468,7 +471,6 @@ export class BinaryRequestParser {
    */
   private checkShape(kind: OpKind, bodyLength: number): Buffer | null {
     if (kind === OpKind.UNKNOWN) return Replies.ERROR;
-    if (bodyLength > this.maxBodyBytes) return Replies.TOO_LARGE;
     const ext = this.extrasLength;
     const key = this.keyLength;
     const value = this.valueLength;
@@ -504,6 +506,8 @@ export class BinaryRequestParser {
         ok = bodyLength === 0;
     }
     if (!ok || key > this.maxKeyBytes) return Replies.BAD_FORMAT;
+    // after the shape, as memcached checks the lengths (dispatch_bin_command) before the size
+    if (bodyLength > this.maxBodyBytes) return Replies.TOO_LARGE;
     if (kind === OpKind.SASL_AUTH) return value > SASL_MAX_DATA_BYTES ? Replies.TOO_LARGE : null;
     if (kind === OpKind.STORE || kind === OpKind.CONCAT) return value > this.maxValueBytes ? Replies.TOO_LARGE : null;
     return null;
@@ -523,7 +527,7 @@ export class BinaryRequestParser {
         break;
       case OpKind.STORE:
       case OpKind.CONCAT:
-        req.error = this.writeSet(req, buf, at, ks, ke);
+        req.error = this.writeSet(req, buf, at, ks, ke) ?? req.error; // TOO_LARGE stays
         break;
       case OpKind.DELETE:
         this.writeDelete(req, buf, ks, ke);
@@ -552,7 +556,7 @@ export class BinaryRequestParser {
         // NOOP, SASL_LIST_MECHS: nothing to write
         break;
     }
-    if (req.error !== null) this.clearParsed(req);
+    if (req.error !== null && req.error !== Replies.TOO_LARGE) this.clearParsed(req);
     const hasValue = this.kind === OpKind.STORE || this.kind === OpKind.CONCAT || this.kind === OpKind.SASL_AUTH;
     if (hasValue && req.error === null) req.value = [];
     this.expectBody(req, this.valueLength);

@@ -121,6 +121,8 @@ export class Request {
   outcomeCounted: boolean;
   /** set by the encoder: a one-key get/gets went upstream as `mg`; its VA/EN reply is read back as VALUE/END */
   upstreamMeta: boolean;
+  /** a SET refused as too large, sent upstream as a delete of its key (server/oversized-set.ts) */
+  oversizedSet: boolean;
 
   constructor() {
     this.cmd = 0;
@@ -151,6 +153,7 @@ export class Request {
     this.sentAtMs = 0;
     this.outcomeCounted = false;
     this.upstreamMeta = false;
+    this.oversizedSet = false;
   }
 
   get keyCount(): number {

@@ -116,8 +116,8 @@ const TABLE: readonly (readonly [string, string, string, string])[] = [
   ['stats items\r\n', STATS_ITEMS, STATS_ITEMS, 'forward'],
   ['stats cachedump 1 1\r\n', STATS_CACHEDUMP, STATS_CACHEDUMP, 'forward'],
   ['stats bogus\r\n', 'deny UNKNOWN ERROR', 'deny UNKNOWN ERROR', 'forward'],
-  ['flush_all\r\n', 'local FLUSH_ALL', 'local FLUSH_ALL', 'forward'],
-  ['flush_all 10\r\n', 'local FLUSH_ALL', 'local FLUSH_ALL', 'forward'],
+  ['flush_all\r\n', 'local FLUSH_ALL', 'deny ENFORCE_FLUSH CLIENT_ERROR flush_all not allowed', 'forward'],
+  ['flush_all 10\r\n', 'local FLUSH_ALL', 'deny ENFORCE_FLUSH CLIENT_ERROR flush_all not allowed', 'forward'],
   ['verbosity 1\r\n', 'local VERBOSITY', 'local VERBOSITY', 'forward'],
   ['quit\r\n', 'local QUIT', 'local QUIT', 'local QUIT'],
   ...['lru_crawler metadump all', 'watch', 'shutdown', 'slabs reassign 1 2', 'lru mode flat', 'cache_memlimit 10'].map(
@@ -258,7 +258,7 @@ describe('authorize', () => {
     const audited = Object.entries(DenyCause)
       .filter(([, n]) => DENY_AUDIT_REASON[n] !== null)
       .map(([k]) => k);
-    expect(audited).toEqual(['RIGHTS', 'OUTSIDE_PREFIXES', 'COMMAND', 'STATS_GROUP']);
+    expect(audited).toEqual(['RIGHTS', 'OUTSIDE_PREFIXES', 'COMMAND', 'STATS_GROUP', 'ENFORCE_FLUSH']);
     expect(DENY_AUDIT_REASON).toHaveLength(Object.keys(DenyCause).length);
   });
 

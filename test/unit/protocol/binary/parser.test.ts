@@ -537,10 +537,44 @@ const BAD: BadFixture[] = [
     expected: [e(badSpecs.saslLarge, 'sasl_auth', TOO_LARGE), noop],
   },
   {
-    name: 'refuses a value over maxValueBytes (E2BIG) and skips it',
+    name: 'refuses a value over maxValueBytes (E2BIG) and skips it, keeping the line of its key (a refused SET drops the old item)',
     input: Buffer.concat([packet({ opcode: Op.SET, key: 'k', extras: storeExtras(0, 0), value: 'x'.repeat(9) }), NOOP]),
-    expected: [e({ opcode: Op.SET }, 'ms', TOO_LARGE), noop],
+    expected: [
+      b(
+        { opcode: Op.SET },
+        {
+          cmd: 'ms',
+          line: 'ms k 9 F0 T0 c',
+          keys: ['k'],
+          metaFlags: ['F0', 'T0', 'c'],
+          bytes: 9,
+          error: TOO_LARGE,
+        },
+      ),
+      noop,
+    ],
     limits: { maxValueBytes: 8 },
+  },
+  {
+    name: 'refuses a SET body over maxBodyBytes (E2BIG) and skips its value, keeping the line of its key',
+    input: Buffer.concat([
+      packet({ opcode: Op.SET, key: 'k', extras: storeExtras(0, 0), value: 'x'.repeat(40) }),
+      NOOP,
+    ]),
+    expected: [
+      b(
+        { opcode: Op.SET },
+        { cmd: 'ms', line: 'ms k 40 F0 T0 c', keys: ['k'], metaFlags: ['F0', 'T0', 'c'], bytes: 40, error: TOO_LARGE },
+      ),
+      noop,
+    ],
+    limits: { maxBodyBytes: 32 },
+  },
+  {
+    name: 'answers a malformed packet over maxBodyBytes EINVAL, as memcached checks the lengths first',
+    input: Buffer.concat([packet({ opcode: Op.GET, key: 'k', value: 'x'.repeat(40) }), NOOP]),
+    expected: [e({ opcode: Op.GET }, 'mg', BAD_FORMAT), noop],
+    limits: { maxBodyBytes: 32 },
   },
   {
     name: 'accepts a value of exactly maxValueBytes',
