@@ -23,7 +23,6 @@ import { hashPassword } from './policy/password.js';
 import { loadConfig } from './config/load.js';
 import { cliOptions, type Config } from './config/schema.js';
 import { createLogger, type Logger } from './log.js';
-import { unsupportedStateUrl } from './state/store.js';
 
 interface ConfigFlag {
   readonly config: string;
@@ -54,22 +53,8 @@ function loadOrExit(path: string): Config {
   }
 }
 
-/**
- * Load the config, then refuse what this build cannot serve yet (state.url
- * redis://): one line, exit 1.
- */
-function loadServableOrExit(path: string): Config {
-  const config = loadOrExit(path);
-  const unsupported = unsupportedStateUrl(config.state.url);
-  if (unsupported !== null) {
-    process.stderr.write(`memgate: ${unsupported.message}\n`);
-    process.exit(1);
-  }
-  return config;
-}
-
 function checkConfig(opts: ConfigFlag): void {
-  const config = loadServableOrExit(opts.config);
+  const config = loadOrExit(opts.config);
   const tenants = Object.keys(config.tenants).length;
   process.stdout.write(
     `config OK: ${tenants} tenant${tenants === 1 ? '' : 's'}, ${config.listen.length} listener${config.listen.length === 1 ? '' : 's'}\n`,
@@ -97,7 +82,7 @@ async function serve(opts: ServeFlags): Promise<void> {
     });
     return;
   }
-  const config = loadServableOrExit(opts.config);
+  const config = loadOrExit(opts.config);
   const logger = createLogger(config.log.level);
   const workers = resolveWorkerCount(opts.workers);
   if (workers > 1) {
@@ -275,7 +260,7 @@ program
   .addOption(configOption())
   .action(async (opts: ConfigFlag) => {
     const config = loadOrExit(opts.config);
-    await report(() => stateShowCommand(config).trimEnd());
+    await report(async () => (await stateShowCommand(config)).trimEnd());
   });
 
 await program.parseAsync(process.argv);

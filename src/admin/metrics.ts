@@ -51,6 +51,8 @@ export interface MetricsSource {
   /** `UpstreamPool.health()` */
   upstream(): readonly { readonly address: string; readonly up: boolean; readonly inFlight: number }[];
   readonly process: ProcessCounters;
+  /** the state store is up (memgate_state_up); absent: 1 */
+  stateUp?(): boolean;
 }
 
 export interface Metrics {
@@ -294,6 +296,17 @@ export function createMetrics(source: MetricsSource): Metrics {
           if (n > 0) this.inc({ server: u.server, reason: RESET_REASON_NAMES[r] ?? String(r) }, n);
         }
       }
+    },
+  });
+
+  new Gauge({
+    name: 'memgate_state_up',
+    help: '1 while the state store can make changes every instance sees (always 1 for the file store), 0 while Redis is unreachable',
+    registers: [registry],
+    // `--workers N`: the primary's own value is the truth (the workers relay through it); min keeps a 0 visible
+    aggregator: 'min',
+    collect(this: Gauge) {
+      this.set(source.stateUp === undefined || source.stateUp() ? 1 : 0);
     },
   });
 

@@ -22,6 +22,7 @@ import type { Logger } from 'pino';
 import { Cmd, CommandClass, COMMAND_BY_ID } from '../protocol/text/commands.js';
 import { partsBytes, secondsUntil } from '../protocol/text/bytes.js';
 import { Replies } from '../protocol/text/replies.js';
+import { ErrorCode, hasErrorCode } from '../errors.js';
 import { Request, ReplyStatus, type ReplyOwner, type RequestSink } from '../protocol/text/request.js';
 import { RequestParser } from '../protocol/text/request-parser.js';
 import { BinaryRequestParser } from '../protocol/binary/parser.js';
@@ -589,7 +590,8 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
       () => this.afterLocalWork(req, Replies.OK, ReplyStatus.OK),
       (err: unknown) => {
         this.log.error({ err }, 'flush_all rotation failed');
-        this.afterLocalWork(req, Replies.BACKEND_FAILURE, ReplyStatus.ERROR);
+        const unavailable = hasErrorCode(err, ErrorCode.STATE_UNAVAILABLE);
+        this.afterLocalWork(req, unavailable ? Replies.STATE_UNAVAILABLE : Replies.BACKEND_FAILURE, ReplyStatus.ERROR);
       },
     );
   }
