@@ -194,6 +194,8 @@ export class LeasedBucket {
   }
 
   private fallbackLevel(nowMs: number): number {
+    // sized by the instance count known when the source went away (it may have grown since construction)
+    if (this.fallbackParts !== this.source.instances) this.resizeFallback();
     return this.fallback.available(nowMs);
   }
 

@@ -312,7 +312,8 @@ export class RedisStateStore implements StateStore {
     extra: readonly string[],
   ): Promise<TenantState> {
     if (!this.isOpen && name !== 'memgateEnsure') throw new StateError(`state store ${this.where} is not open`);
-    if (this.isOpen && !this.isUp) {
+    // (memgateEnsure is how a reconnect re-reads: it runs before the store reports up again)
+    if (this.isOpen && !this.isUp && name !== 'memgateEnsure') {
       throw new StateError(
         `Redis at ${this.where} is unreachable: not changing ${tenant} (it would not reach the other instances)`,
       );
