@@ -5,14 +5,14 @@
  * there), so a tenant whose traffic all lands on one worker still gets its
  * whole limit, not ⌈limit / N⌉.
  *
- *   worker LeasedBucket ──lease.take {tenant, kind, want, rate, burst}──▶ primary source.lease()
+ *   worker LeasedBucket ──lease.take {tenant, kind, want, debt, rate, burst}──▶ primary source.lease()
  *                       ◀── { granted, waitMs, up, instances } ──────────┘
  *
  * `up` and `instances` travel with every answer: when the primary's own
  * source (Redis) is unreachable, the workers fall back to their local share
  * (limit ÷ (workers × instances)) and poll `lease.status` until it is back.
  */
-import type { BudgetKind, LeaseGrant, LeaseSource } from '../state/leases.js';
+import type { BudgetKind, LeaseGrant, LeaseRequest, LeaseSource } from '../state/leases.js';
 import type { IpcPeer, PrimaryCalls, WorkerCalls } from './ipc.js';
 
 /** A lease round trip to the primary that takes longer fails (the bucket retries). */
@@ -48,8 +48,8 @@ export class IpcLeaseSource implements LeaseSource {
     return this.sourceUp;
   }
 
-  async lease(tenant: string, kind: BudgetKind, want: number, rate: number, burst: number): Promise<LeaseGrant> {
-    const a = await this.peer.call('lease.take', { tenant, kind, want, rate, burst }, LEASE_TIMEOUT_MS);
+  async lease(req: LeaseRequest): Promise<LeaseGrant> {
+    const a = await this.peer.call('lease.take', req, LEASE_TIMEOUT_MS);
     this.note(a.up, a.instances);
     return a;
   }
@@ -82,13 +82,10 @@ export class IpcLeaseSource implements LeaseSource {
 }
 
 /** The primary's side: answers a worker's lease calls from `source`. */
-export async function answerLease(
-  source: LeaseSource,
-  args: { tenant: string; kind: BudgetKind; want: number; rate: number; burst: number },
-): Promise<LeaseAnswer> {
+export async function answerLease(source: LeaseSource, args: LeaseRequest): Promise<LeaseAnswer> {
   if (!source.up) return { granted: 0, waitMs: STATUS_POLL_MS, up: false, instances: source.instances };
   try {
-    const g = await source.lease(args.tenant, args.kind, args.want, args.rate, args.burst);
+    const g = await source.lease(args);
     return { granted: g.granted, waitMs: g.waitMs, up: source.up, instances: source.instances };
   } catch {
     return { granted: 0, waitMs: STATUS_POLL_MS, up: source.up, instances: source.instances };

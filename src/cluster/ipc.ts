@@ -62,7 +62,7 @@ export interface WorkerCalls {
   'state.addTenants': Call<{ tenants: readonly string[] }, null>;
   /** a slice of a tenant's shared ops/bytes budget (ipc-leases.ts) */
   'lease.take': Call<
-    { tenant: string; kind: 'ops' | 'bytes'; want: number; rate: number; burst: number },
+    { tenant: string; kind: 'ops' | 'bytes'; want: number; debt: number; rate: number; burst: number },
     { granted: number; waitMs: number; up: boolean; instances: number }
   >;
   /** unused tokens back to the shared budget */

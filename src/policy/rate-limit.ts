@@ -169,6 +169,17 @@ export class TokenBucket {
     if (wasUnlimited || this.level > this.cap) this.level = this.cap;
   }
 
+  /**
+   * Takes `n` tokens that were already spent elsewhere (a lease's credit): the
+   * level may go below 0, down to −burst, and refills from there.
+   */
+  charge(nowMs: number, n: number): void {
+    if (this.rate === 0 || n <= 0) return;
+    this.refill(nowMs);
+    const level = this.level - n * this.periodMs;
+    this.level = level < -this.cap ? -this.cap : level;
+  }
+
   /** Puts `n` unspent tokens back (a lease given back), never above the burst. */
   giveBack(nowMs: number, n: number): void {
     if (this.rate === 0 || n <= 0) return;

@@ -20,11 +20,18 @@
  * - An empty shared bucket answers how long until the slice is there; the
  *   bucket asks again then.
  * - Unused tokens go back after LEASE_IDLE_MS without spending.
+ * - Credit: a request that finds the balance short while the last lease was
+ *   granted in full (the shared bucket had plenty: a cold start, the first
+ *   request after an idle give-back) is admitted on credit, up to one slice;
+ *   the next lease charges that debt to the shared bucket first. After a
+ *   short grant (the shared bucket is empty) there is no credit, so a tenant
+ *   over its limit is refused locally without waiting for Redis.
  *
  * Error bound (README "Redis"): every admitted token was first taken from the
  * shared bucket, so over any interval T the tenant's total across all
- * instances is at most burst + rate × T (plus nothing: giving back never
- * returns more than was leased). Tokens leased but not yet spent are at most
+ * instances is at most burst + rate × T, plus the credit not yet charged
+ * (at most one slice per instance, charged on its next lease, one round trip
+ * later; giving back never returns more than was leased). Tokens leased but not yet spent are at most
  * one slice per instance (≤ burst in total), so a tenant with enough demand
  * gets at least rate × T − burst.
  *
@@ -45,6 +52,17 @@ const RETRY_MS = 200;
 
 export type BudgetKind = 'ops' | 'bytes';
 
+/** One lease request: `want` new tokens, after charging `debt` tokens already admitted on credit. */
+export interface LeaseRequest {
+  readonly tenant: string;
+  readonly kind: BudgetKind;
+  readonly want: number;
+  /** tokens this instance admitted on credit since its last lease: charged first (the shared level may go below 0) */
+  readonly debt: number;
+  readonly rate: number;
+  readonly burst: number;
+}
+
 export interface LeaseGrant {
   /** tokens granted (0..want) */
   readonly granted: number;
@@ -54,7 +72,7 @@ export interface LeaseGrant {
 
 /** Where slices come from: Redis (redis-store.ts), a `--workers` primary (IPC), or memory (LocalLeaseSource). */
 export interface LeaseSource {
-  lease(tenant: string, kind: BudgetKind, want: number, rate: number, burst: number): Promise<LeaseGrant>;
+  lease(req: LeaseRequest): Promise<LeaseGrant>;
   giveBack(tenant: string, kind: BudgetKind, tokens: number, rate: number, burst: number): Promise<void>;
   /** live instances sharing the budgets (last known while unreachable), at least 1 */
   readonly instances: number;
@@ -80,6 +98,10 @@ export class LeasedBucket {
   private burst: number;
   /** leased tokens not yet spent */
   private balance = 0;
+  /** tokens admitted on credit, not yet charged to the shared bucket */
+  private debt = 0;
+  /** the last lease was granted less than asked: no credit until one is granted in full */
+  private short = false;
   /** the local share, used while the source is down */
   private readonly fallback: TokenBucket;
   private fallbackParts: number;
@@ -118,6 +140,11 @@ export class LeasedBucket {
     return this.balance;
   }
 
+  /** Tokens admitted on credit and not yet charged (tests). */
+  get owed(): number {
+    return this.debt;
+  }
+
   available(nowMs: number): number {
     if (!this.source.up) return this.balance + this.fallbackLevel(nowMs);
     return this.balance;
@@ -127,15 +154,19 @@ export class LeasedBucket {
     if (n <= this.balance) return true;
     if (!this.source.up) return this.fallbackLevel(nowMs) >= n - this.balance;
     this.refillSoon();
-    return false;
+    return !this.short && this.debt + n - this.balance <= this.sliceSize();
   }
 
   take(n: number): void {
     this.lastTakeMs = Date.now();
     this.spentSinceSample += n;
     if (n <= this.balance) this.balance -= n;
-    else {
-      // only reachable while the source is down (has() said yes through the fallback)
+    else if (this.source.up) {
+      // has() admitted it on credit: charged with the next lease
+      this.debt += n - this.balance;
+      this.balance = 0;
+    } else {
+      // has() said yes through the local share
       this.fallback.take(n - this.balance);
       this.balance = 0;
     }
@@ -230,26 +261,35 @@ export class LeasedBucket {
     this.requesting = true;
     this.sampleSpendRate();
     const want = this.sliceSize();
-    this.source.lease(this.tenant, this.kind, want, this.rate, this.burst).then(
+    const debt = this.debt;
+    this.debt = 0;
+    const req: LeaseRequest = { tenant: this.tenant, kind: this.kind, want, debt, rate: this.rate, burst: this.burst };
+    this.source.lease(req).then(
       (g) => this.granted(g, want),
-      () => this.failed(),
+      () => this.failed(debt),
     );
   }
 
   private granted(g: LeaseGrant, want: number): void {
     this.requesting = false;
+    this.short = g.granted < want;
     if (this.closed) {
       if (g.granted > 0) this.giveBack(g.granted);
       return;
     }
     this.balance += g.granted;
+    // credit taken while this lease was on its way is paid from it (those tokens came from the shared bucket)
+    const pay = this.debt < this.balance ? this.debt : this.balance;
+    this.debt -= pay;
+    this.balance -= pay;
     if (g.granted >= want || this.balance * 2 >= this.sliceSize()) return;
     // the shared bucket is short: ask again when it will have the slice
     this.retryAfter(g.granted > 0 ? 0 : Math.max(1, g.waitMs));
   }
 
-  private failed(): void {
+  private failed(debt: number): void {
     this.requesting = false;
+    this.debt += debt; // not charged: charged with the next lease
     if (!this.closed) this.retryAfter(RETRY_MS);
   }
 
@@ -322,13 +362,15 @@ export class LocalLeaseSource implements LeaseSource {
     this.instances = Math.max(1, instances);
   }
 
-  lease(tenant: string, kind: BudgetKind, want: number, rate: number, burst: number): Promise<LeaseGrant> {
-    return Promise.resolve(this.leaseNow(tenant, kind, want, rate, burst, performance.now()));
+  lease(req: LeaseRequest): Promise<LeaseGrant> {
+    return Promise.resolve(this.leaseNow(req, performance.now()));
   }
 
   /** The synchronous lease, at monotonic `nowMs`. */
-  leaseNow(tenant: string, kind: BudgetKind, want: number, rate: number, burst: number, nowMs: number): LeaseGrant {
-    const b = this.bucketFor(tenant, kind, rate, burst);
+  leaseNow(req: LeaseRequest, nowMs: number): LeaseGrant {
+    const { want, burst } = req;
+    const b = this.bucketFor(req.tenant, req.kind, req.rate, burst);
+    if (req.debt > 0) b.charge(nowMs, req.debt);
     const have = b.available(nowMs);
     const granted = Math.max(0, Math.min(want, have));
     if (granted > 0) b.take(granted);

@@ -129,8 +129,14 @@ end
 `;
 
 export const BUDGET_SCRIPTS = {
-  /** Lease: returns { granted, waitMs } — waitMs is how long until ARGV[1] (at most the burst) is there. */
+  /**
+   * Lease: ARGV[5] tokens admitted on credit are charged first (the level may
+   * go below 0, down to −burst); returns { granted, waitMs } — waitMs is how
+   * long until ARGV[1] (at most the burst) is there.
+   */
   memgateLease: `${BUCKET}
+level = level - tonumber(ARGV[5])
+if level < -burst then level = -burst end
 local want = tonumber(ARGV[1])
 local granted = math.floor(level)
 if granted > want then granted = want end

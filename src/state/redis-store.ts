@@ -30,7 +30,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { StateError } from '../errors.js';
 import { newGeneration } from './generation.js';
-import type { BudgetKind, LeaseGrant, LeaseSource } from './leases.js';
+import type { BudgetKind, LeaseGrant, LeaseRequest, LeaseSource } from './leases.js';
 import { BUDGET_SCRIPTS, READ_TENANTS, TENANT_SCRIPTS } from './redis-scripts.js';
 import {
   StateCorruptError,
@@ -173,7 +173,8 @@ export class RedisStateStore implements StateStore {
     const cmd = this.createClient(this.url, this.options);
     const sub = this.createClient(this.url, { ...this.options, enableOfflineQueue: true });
     // ioredis emits 'error' on every failed attempt; the state changes are logged once each, below
-    cmd.on('error', () => undefined);
+    let lastError: Error | null = null;
+    cmd.on('error', (err: Error) => (lastError = err));
     sub.on('error', () => undefined);
     for (const [name, lua] of Object.entries(TENANT_SCRIPTS)) cmd.defineCommand(name, { numberOfKeys: 1, lua });
     for (const [name, lua] of Object.entries(BUDGET_SCRIPTS)) cmd.defineCommand(name, { numberOfKeys: 1, lua });
@@ -195,7 +196,9 @@ export class RedisStateStore implements StateStore {
       this.cmd = null;
       this.sub = null;
       if (err instanceof StateCorruptError) throw err;
-      throw new StateError(`cannot reach Redis at ${this.where}: ${(err as Error).message}`, { cause: err });
+      // "Connection is closed." says less than the socket's own error (ECONNREFUSED, a TLS failure, NOAUTH)
+      const why = (lastError as Error | null)?.message ?? (err as Error).message;
+      throw new StateError(`cannot reach Redis at ${this.where}: ${why}`, { cause: err });
     }
     this.isOpen = true;
     this.setUp(true);
@@ -269,11 +272,9 @@ export class RedisStateStore implements StateStore {
   // ── budgets (RedisLeaseSource) ───────────────────────────────────────────
 
   /** @internal */
-  async leaseTokens(tenant: string, kind: BudgetKind, want: number, rate: number, burst: number): Promise<LeaseGrant> {
-    const r = (await this.run('memgateLease', this.budgetKey(tenant, kind), [want, rate, burst, Date.now()])) as [
-      number,
-      number,
-    ];
+  async leaseTokens(req: LeaseRequest): Promise<LeaseGrant> {
+    const args = [req.want, req.rate, req.burst, Date.now(), req.debt];
+    const r = (await this.run('memgateLease', this.budgetKey(req.tenant, req.kind), args)) as [number, number];
     return { granted: Number(r[0]), waitMs: Number(r[1]) };
   }
 
@@ -519,8 +520,8 @@ class RedisLeaseSource implements LeaseSource {
     return this.store.up;
   }
 
-  lease(tenant: string, kind: BudgetKind, want: number, rate: number, burst: number): Promise<LeaseGrant> {
-    return this.store.leaseTokens(tenant, kind, want, rate, burst);
+  lease(req: LeaseRequest): Promise<LeaseGrant> {
+    return this.store.leaseTokens(req);
   }
 
   giveBack(tenant: string, kind: BudgetKind, tokens: number, rate: number, burst: number): Promise<void> {
@@ -548,7 +549,8 @@ export async function readRedisStates(
   const store = new RedisStateStore(url, opts);
   const options = redisClientOptions(url, opts.sentinels, opts.sentinelName ?? 'mymaster');
   const client = (opts.createClient ?? defaultClient)(url, { ...options, retryStrategy: () => null });
-  client.on('error', () => undefined);
+  let lastError: Error | null = null;
+  client.on('error', (err: Error) => (lastError = err));
   try {
     await withTimeout(client.connect(), OPEN_TIMEOUT_MS, `no answer in ${OPEN_TIMEOUT_MS} ms`);
     const prefix = store.keyPrefix;
@@ -572,7 +574,8 @@ export async function readRedisStates(
     return out;
   } catch (err) {
     if (err instanceof StateCorruptError) throw err;
-    throw new StateError(`cannot reach Redis at ${store.where}: ${(err as Error).message}`, { cause: err });
+    const why = (lastError as Error | null)?.message ?? (err as Error).message;
+    throw new StateError(`cannot reach Redis at ${store.where}: ${why}`, { cause: err });
   } finally {
     client.disconnect();
   }
