@@ -277,7 +277,7 @@ export function burstNotes(
         `tenant ${tenant}: maxKeysPerGet (${maxKeys}) exceeds its burst (${burst}): a multi-get costs one token per key, ` +
           `so one of more than ${burst} keys is always refused (SERVER_ERROR rate limited (more keys than the burst)); ` +
           `raise limits.burst or lower limits.maxKeysPerGet to ${burst} to make that explicit ` +
-          `(with serve --workers N, each worker holds a burst of ⌈burst / N⌉)`,
+          `(with serve --workers N or several instances on Redis, the burst is one budget they share)`,
       );
     }
   }

@@ -22,7 +22,9 @@
  * - Unused tokens go back after LEASE_IDLE_MS without spending.
  * - Credit: a request that finds the balance short while the last lease was
  *   granted in full (the shared bucket had plenty: a cold start, the first
- *   request after an idle give-back) is admitted on credit, up to one slice;
+ *   request after an idle give-back) is admitted on credit, up to this
+ *   instance's share of the burst (⌊burst ÷ instances⌋), or one request of
+ *   up to the whole burst when nothing is owed (a multi-get bigger than the share);
  *   the next lease charges that debt to the shared bucket first. After a
  *   short grant (the shared bucket is empty) there is no credit, so a tenant
  *   over its limit is refused locally without waiting for Redis.
@@ -30,8 +32,9 @@
  * Error bound (README "Redis"): every admitted token was first taken from the
  * shared bucket, so over any interval T the tenant's total across all
  * instances is at most burst + rate × T, plus the credit not yet charged
- * (at most one slice per instance, charged on its next lease, one round trip
- * later; giving back never returns more than was leased). Tokens leased but not yet spent are at most
+ * (at most ⌊burst ÷ instances⌋, or one request ≤ burst, per instance, charged on the
+ * next lease one round trip later: over any window longer than that it is an
+ * advance, not an excess; giving back never returns more than was leased). Tokens leased but not yet spent are at most
  * one slice per instance (≤ burst in total), so a tenant with enough demand
  * gets at least rate × T − burst.
  *
@@ -154,7 +157,9 @@ export class LeasedBucket {
     if (n <= this.balance) return true;
     if (!this.source.up) return this.fallbackLevel(nowMs) >= n - this.balance;
     this.refillSoon();
-    return !this.short && this.debt + n - this.balance <= this.sliceSize();
+    if (this.short) return false;
+    // one request larger than the credit share (a big multi-get) may still go on credit when nothing is owed
+    return this.debt + n - this.balance <= this.creditLimit() || (this.debt === 0 && n <= this.burst);
   }
 
   take(n: number): void {
@@ -233,6 +238,11 @@ export class LeasedBucket {
   private resizeFallback(): void {
     this.fallbackParts = this.source.instances;
     this.fallback.reconfigure(shareOf(this.rate, this.fallbackParts), shareOf(this.burst, this.fallbackParts));
+  }
+
+  /** Credit while the shared bucket has plenty: this instance's share of the burst (a cold pipeline gets its burst at once). */
+  private creditLimit(): number {
+    return Math.max(1, Math.floor(this.burst / Math.max(1, this.source.instances)));
   }
 
   /** Tokens to ask for: the spend rate over the horizon, within [1, burst ÷ instances]. */

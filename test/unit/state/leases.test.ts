@@ -82,7 +82,7 @@ describe('LeasedBucket over one shared bucket', () => {
     const [na, nb] = await Promise.all([spend(a, 1000), spend(b, 1000)]);
     const elapsed = performance.now() - t0;
     const bound = 100 + (1000 * elapsed) / 1000;
-    // credit not yet charged: at most one slice per instance (≤ burst ÷ 2 each)
+    // credit not yet charged: at most a burst share per instance (≤ burst ÷ 2 each)
     expect(na + nb).toBeLessThanOrEqual(bound + 100);
     expect(na + nb).toBeGreaterThanOrEqual(bound * 0.8);
     expect(na).toBeGreaterThan(0);
@@ -113,6 +113,13 @@ describe('LeasedBucket over one shared bucket', () => {
     expect(b.owed).toBe(0);
     expect(src.requests[0]?.want).toBe(1); // rate 10 × 100 ms
     expect(b.leased).toBe(0);
+  });
+
+  it('admits a multi-get larger than its share of the burst (two instances, 80 keys of a burst of 100)', () => {
+    const b = client(new LocalLeaseSource(2)).bucket('shop', 'ops', 10, 100);
+    expect(b.has(performance.now(), 80)).toBe(true);
+    b.take(80);
+    expect(b.has(performance.now(), 80)).toBe(false); // owed: no second one on credit
   });
 
   it('gives no credit once the shared bucket came up short: an over-limit tenant is refused locally', async () => {
