@@ -114,8 +114,12 @@ export class LeasedBucket {
   private spendRate = 0;
   private spentSinceSample = 0;
   private sampleAtMs = Date.now();
-  /** wall clock of the last take (idle give-back) */
-  lastTakeMs = 0;
+  /** takes so far, and at the last sweep: a bucket with no take for LEASE_IDLE_MS gives its balance back */
+  private takes = 0;
+  private takesAtSweep = 0;
+  private idleSinceMs = 0;
+  /** the slice size at the last lease request: the hot path compares with it instead of recomputing */
+  private slice = 1;
   private closed = false;
   /** the source was down at the last check: a recovery lease is due */
   private wasDown = false;
@@ -163,7 +167,7 @@ export class LeasedBucket {
   }
 
   take(n: number): void {
-    this.lastTakeMs = Date.now();
+    this.takes++;
     this.spentSinceSample += n;
     if (n <= this.balance) this.balance -= n;
     else if (this.source.up) {
@@ -175,7 +179,7 @@ export class LeasedBucket {
       this.fallback.take(n - this.balance);
       this.balance = 0;
     }
-    if (this.balance * 2 < this.sliceSize()) this.refillSoon();
+    if (this.balance * 2 < this.slice) this.refillSoon();
   }
 
   tryTake(nowMs: number, n: number): boolean {
@@ -205,7 +209,11 @@ export class LeasedBucket {
 
   /** Gives back an idle balance (called by the sweep). */
   releaseIfIdle(nowMs: number): void {
-    if (this.balance > 0 && nowMs - this.lastTakeMs >= LEASE_IDLE_MS && !this.requesting) {
+    if (this.takes !== this.takesAtSweep) {
+      this.takesAtSweep = this.takes;
+      this.idleSinceMs = nowMs;
+    }
+    if (this.balance > 0 && nowMs - this.idleSinceMs >= LEASE_IDLE_MS && !this.requesting) {
       const n = this.balance;
       this.balance = 0;
       this.giveBack(n);
@@ -271,6 +279,7 @@ export class LeasedBucket {
     this.requesting = true;
     this.sampleSpendRate();
     const want = this.sliceSize();
+    this.slice = want;
     const debt = this.debt;
     this.debt = 0;
     const req: LeaseRequest = { tenant: this.tenant, kind: this.kind, want, debt, rate: this.rate, burst: this.burst };
