@@ -350,14 +350,7 @@ export class RedisStateStore implements StateStore {
   }
 
   private parseState(tenant: string, generation: string, rotatedAtMs: string, pendingAtMs: string): TenantState {
-    const s = {
-      generation,
-      rotatedAtMs: Number(rotatedAtMs),
-      pendingAtMs: pendingAtMs === '' || pendingAtMs === null ? null : Number(pendingAtMs),
-    };
-    const problem = tenantStateProblem(s);
-    if (problem !== null) throw new StateCorruptError(`${this.where} ${this.tenantKey(tenant)}`, problem);
-    return Object.freeze(s);
+    return parseTenantHash(`${this.where} ${this.tenantKey(tenant)}`, generation, rotatedAtMs, pendingAtMs);
   }
 
   /** Takes a state unless the cache already has this version or a newer one. */
@@ -529,6 +522,18 @@ class RedisLeaseSource implements LeaseSource {
   }
 }
 
+/** A tenant hash's fields as strings (pendingAtMs '' = none) → a checked TenantState; StateCorruptError names `where`. */
+function parseTenantHash(where: string, generation: string, rotatedAtMs: string, pendingAtMs: string): TenantState {
+  const s = {
+    generation,
+    rotatedAtMs: Number(rotatedAtMs),
+    pendingAtMs: pendingAtMs === '' || pendingAtMs === null ? null : Number(pendingAtMs),
+  };
+  const problem = tenantStateProblem(s);
+  if (problem !== null) throw new StateCorruptError(where, problem);
+  return Object.freeze(s);
+}
+
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -562,14 +567,7 @@ export async function readRedisStates(
     tenants.forEach((t, i) => {
       const row = rows[i];
       if (!row) return;
-      const s = {
-        generation: row[0],
-        rotatedAtMs: Number(row[1]),
-        pendingAtMs: row[2] === '' ? null : Number(row[2]),
-      };
-      const problem = tenantStateProblem(s);
-      if (problem !== null) throw new StateCorruptError(`${store.where} ${prefix}tenant:${t}`, problem);
-      out.set(t, Object.freeze(s));
+      out.set(t, parseTenantHash(`${store.where} ${prefix}tenant:${t}`, row[0], row[1], row[2]));
     });
     return out;
   } catch (err) {

@@ -120,6 +120,18 @@ describe('RedisStateStore (ioredis-mock)', () => {
     expect(isGeneration(a.generation('news'))).toBe(true);
   });
 
+  it('refuses to open over a corrupt tenant hash, naming the key (never serves a made-up generation)', async () => {
+    const p = ++port;
+    const raw = new RedisMock({ host: '127.0.0.1', port: p });
+    await raw.hset('memgate:tenant:shop', 'generation', 'short', 'rotatedAtMs', '1', 'pendingAtMs', '', 'version', '1');
+    const a = store(p);
+    await expect(a.open(['shop'])).rejects.toMatchObject({
+      code: 'ERR_STATE_CORRUPT',
+      message: expect.stringContaining('memgate:tenant:shop'),
+    });
+    raw.disconnect();
+  });
+
   it('counts live instances by heartbeat', async () => {
     const p = ++port;
     const a = store(p);
