@@ -6,11 +6,15 @@
  * (append-only file), and with Redis killed both keep serving while
  * flush_all is refused, until Redis is back.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../src/config/load.js';
 import { createProxy, type Proxy } from '../../src/index.js';
-import { spawnMemcached, type MemcachedProcess } from '../helpers/spawn-memcached.js';
+import { spawnMemgate } from '../helpers/memgate-process.js';
+import { freePort, spawnMemcached, type MemcachedProcess } from '../helpers/spawn-memcached.js';
 import { spawnRedis, type RedisProcess } from '../helpers/spawn-redis.js';
 import { TextClient } from '../helpers/text-client.js';
 
@@ -190,4 +194,47 @@ describe('two memgate instances sharing one Redis', () => {
     expect(await ca.request('get delayed\r\n')).toBe('END\r\n');
     expect(a.store.rotationsApplied + b.store.rotationsApplied - before).toBe(1);
   });
+});
+
+describe('a --workers 2 instance on the same Redis', () => {
+  it('shares the generation with the in-process instances: flushes through either side are seen by the other', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'memgate-redis-workers-'));
+    const port = await freePort();
+    const file = path.join(dir, 'memgate.yaml');
+    fs.writeFileSync(
+      file,
+      `listen:
+  - { host: 127.0.0.1, port: ${port}, tenant: shop }
+upstream:
+  servers: [ "${mc.address}" ]
+state: { url: "${redis.url}", keyPrefix: "${prefix}" }
+log: { level: warn }
+tenants:
+  shop: { prefix: "shop${process.pid}:" }
+`,
+    );
+    const gate = await spawnMemgate(file, port, ['--workers', '2']);
+    try {
+      const ca = await client(a);
+      // several connections: some land on each worker
+      const workers = await Promise.all([0, 1, 2, 3].map(() => TextClient.connect(port)));
+      clients.push(...workers);
+      expect(await ca.request('set wk 0 0 2\r\nw1\r\n')).toBe('STORED\r\n');
+      for (const w of workers) expect(await w.request('get wk\r\n')).toBe(hit('wk', 'w1'));
+      // a flush through a worker: the primary rotates in Redis, every worker and instance a follows
+      expect(await workers[0]?.request('flush_all\r\n')).toBe('OK\r\n');
+      for (const w of workers) expect(await w.request('get wk\r\n')).toBe('END\r\n');
+      await until('a sees the workers flush', async () => (await ca.request('get wk\r\n')) === 'END\r\n', 5000);
+      // and the other way round
+      expect(await workers[1]?.request('set wk2 0 0 2\r\nw2\r\n')).toBe('STORED\r\n');
+      expect(await ca.request('get wk2\r\n')).toBe(hit('wk2', 'w2'));
+      expect(await ca.request('flush_all\r\n')).toBe('OK\r\n');
+      for (const w of workers) {
+        await until('a worker sees the flush', async () => (await w.request('get wk2\r\n')) === 'END\r\n', 5000);
+      }
+    } finally {
+      await gate.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
