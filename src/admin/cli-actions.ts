@@ -64,6 +64,7 @@ function redisOptions(config: Config): RedisStoreOptions {
   return {
     keyPrefix: s.keyPrefix,
     sentinelName: s.sentinelName,
+    ...(s.tls === undefined ? {} : { tls: s.tls }),
     ...(s.sentinels === undefined ? {} : { sentinels: s.sentinels }),
   };
 }

@@ -354,6 +354,17 @@ const adminSchema = z
     { when: always },
   );
 
+const stateTlsSchema = z.strictObject({
+  ca: filePath("PEM CA bundle that signed Redis's certificate (default: the system CAs)").optional(),
+  cert: filePath('PEM client certificate presented to Redis (tls-auth-clients yes)').optional(),
+  key: filePath('PEM private key for `cert`').optional(),
+  servername: z
+    .string()
+    .min(1, 'must not be empty')
+    .describe("name Redis's certificate must carry (default: the URL's host)")
+    .optional(),
+});
+
 const stateSchema = z.strictObject({
   url: z
     .string()
@@ -377,6 +388,11 @@ const stateSchema = z.strictObject({
     .describe(
       'Redis store: Sentinel addresses ("host:port"); when set, the master named by sentinelName is used and the ' +
         'host:port of state.url is ignored (its password and db still apply)',
+    ),
+  tls: stateTlsSchema
+    .optional()
+    .describe(
+      'Redis store with rediss://: CA, client certificate and server name (files read at start; ignored for redis://)',
     ),
   sentinelName: z
     .string()

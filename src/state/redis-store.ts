@@ -26,6 +26,8 @@
  *   which gives the live-instance count that slices and the fallback share use.
  */
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import { isIP } from 'node:net';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { StateError } from '../errors.js';
@@ -56,7 +58,17 @@ const RECONNECT_MAX_MS = 2000;
 type Listener = (tenant: string, state: TenantState) => void;
 type ScriptName = keyof typeof TENANT_SCRIPTS | keyof typeof BUDGET_SCRIPTS;
 
+/** state.tls: PEM files for rediss:// (read when the store opens). */
+export interface RedisTlsFiles {
+  readonly ca?: string | undefined;
+  readonly cert?: string | undefined;
+  readonly key?: string | undefined;
+  readonly servername?: string | undefined;
+}
+
 export interface RedisStoreOptions extends StateStoreOptions {
+  /** rediss://: CA, client certificate, server name */
+  readonly tls?: RedisTlsFiles;
   /** prefix of every key and channel (state.keyPrefix) */
   readonly keyPrefix?: string;
   /** Sentinel addresses "host:port"; the URL's host:port is then ignored */
@@ -103,6 +115,34 @@ export function redisClientOptions(
   };
 }
 
+const isTlsUrl = (url: string): boolean => url.startsWith('rediss://');
+
+/** TLS options from state.tls (used with rediss:// only); a file that cannot be read is a StateError naming it. */
+function readTls(url: string, files: RedisTlsFiles): NonNullable<RedisOptions['tls']> {
+  const read = (what: string, file: string | undefined): Buffer | undefined => {
+    if (file === undefined) return undefined;
+    try {
+      return fs.readFileSync(file);
+    } catch (err) {
+      throw new StateError(`cannot read state.tls.${what} ${file}: ${(err as Error).message}`, { cause: err });
+    }
+  };
+  const ca = read('ca', files.ca);
+  const cert = read('cert', files.cert);
+  const key = read('key', files.key);
+  let servername = files.servername;
+  if (servername === undefined) {
+    const host = new URL(url).hostname;
+    if (isIP(host) === 0) servername = host;
+  }
+  return {
+    ...(ca === undefined ? {} : { ca }),
+    ...(cert === undefined ? {} : { cert }),
+    ...(key === undefined ? {} : { key }),
+    ...(servername === undefined ? {} : { servername }),
+  };
+}
+
 function defaultClient(url: string, options: RedisOptions): Redis {
   return options.sentinels === undefined ? new Redis(url, options) : new Redis(options);
 }
@@ -115,7 +155,8 @@ export class RedisStateStore implements StateStore {
   readonly where: string;
   readonly keyPrefix: string;
   private readonly url: string;
-  private readonly options: RedisOptions;
+  private options: RedisOptions;
+  private readonly tlsFiles: RedisTlsFiles | undefined;
   private readonly createClient: (url: string, options: RedisOptions) => Redis;
   private readonly logger: Logger | undefined;
   private readonly instanceId = randomUUID();
@@ -143,6 +184,7 @@ export class RedisStateStore implements StateStore {
     this.where = withoutPassword(url);
     this.keyPrefix = opts.keyPrefix ?? 'memgate:';
     this.options = redisClientOptions(url, opts.sentinels, opts.sentinelName ?? 'mymaster');
+    this.tlsFiles = opts.tls;
     this.createClient = opts.createClient ?? defaultClient;
     this.logger = opts.logger;
     this.leases = new RedisLeaseSource(this);
@@ -170,6 +212,8 @@ export class RedisStateStore implements StateStore {
   async open(tenants: readonly string[]): Promise<void> {
     if (this.isOpen) throw new Error(`state store ${this.where} is already open`);
     for (const t of tenants) this.tenants.add(t);
+    if (this.tlsFiles !== undefined && isTlsUrl(this.url))
+      this.options = { ...this.options, tls: readTls(this.url, this.tlsFiles) };
     const cmd = this.createClient(this.url, this.options);
     const sub = this.createClient(this.url, { ...this.options, enableOfflineQueue: true });
     // ioredis emits 'error' on every failed attempt; the state changes are logged once each, below
@@ -552,7 +596,8 @@ export async function readRedisStates(
   opts: RedisStoreOptions = {},
 ): Promise<Map<string, TenantState>> {
   const store = new RedisStateStore(url, opts);
-  const options = redisClientOptions(url, opts.sentinels, opts.sentinelName ?? 'mymaster');
+  const base = redisClientOptions(url, opts.sentinels, opts.sentinelName ?? 'mymaster');
+  const options = opts.tls === undefined || !isTlsUrl(url) ? base : { ...base, tls: readTls(url, opts.tls) };
   const client = (opts.createClient ?? defaultClient)(url, { ...options, retryStrategy: () => null });
   let lastError: Error | null = null;
   client.on('error', (err: Error) => (lastError = err));

@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import { ProxyError } from '../errors.js';
 import { FileStateStore } from './file-store.js';
 import { isGeneration, newGeneration } from './generation.js';
-import { RedisStateStore, type RedisStoreOptions } from './redis-store.js';
+import { RedisStateStore, type RedisStoreOptions, type RedisTlsFiles } from './redis-store.js';
 
 export interface TenantState {
   /** current generation (see generation.ts) */
@@ -122,6 +122,7 @@ export interface StateConfigLike {
   readonly keyPrefix?: string;
   readonly sentinels?: readonly string[] | undefined;
   readonly sentinelName?: string;
+  readonly tls?: RedisTlsFiles | undefined;
 }
 
 /** The store for `state.url` (a string, or the whole `state` section for Redis's options). Does no I/O: call `open()` next. */
@@ -134,6 +135,7 @@ export function openStateStore(state: string | StateConfigLike, opts: RedisStore
       ...(cfg.keyPrefix === undefined ? {} : { keyPrefix: cfg.keyPrefix }),
       ...(cfg.sentinels === undefined ? {} : { sentinels: cfg.sentinels }),
       ...(cfg.sentinelName === undefined ? {} : { sentinelName: cfg.sentinelName }),
+      ...(cfg.tls === undefined ? {} : { tls: cfg.tls }),
     });
   }
   return new FileStateStore(where.path, opts);

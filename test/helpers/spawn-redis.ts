@@ -29,10 +29,22 @@ export interface SpawnRedisOptions {
   /** appendonly yes in a temp dir (survives kill -9 and restart); default: nothing saved */
   readonly durable?: boolean;
   readonly extraArgs?: readonly string[];
+  /** TLS only (rediss://) with these PEM files; clients are not asked for certificates */
+  readonly tls?: { readonly cert: string; readonly key: string; readonly ca: string };
 }
 
 function start(port: number, dir: string, opts: SpawnRedisOptions): ChildProcess {
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', ''];
+  const tls = opts.tls;
+  const ports =
+    tls === undefined
+      ? ['--port', String(port)]
+      : ['--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.cert, '--tls-key-file', tls.key].concat([
+          '--tls-ca-cert-file',
+          tls.ca,
+          '--tls-auth-clients',
+          'no',
+        ]);
+  const args = [...ports, '--bind', '127.0.0.1', '--dir', dir, '--save', ''];
   args.push('--appendonly', opts.durable === true ? 'yes' : 'no');
   if (opts.durable === true) args.push('--appendfsync', 'always');
   args.push(...(opts.extraArgs ?? []));
@@ -52,7 +64,7 @@ export async function spawnRedis(opts: SpawnRedisOptions = {}): Promise<RedisPro
   return {
     host,
     port,
-    url: `redis://${host}:${port}/0`,
+    url: `${opts.tls === undefined ? 'redis' : 'rediss'}://${host}:${port}/0`,
     get child() {
       return child;
     },
