@@ -123,6 +123,12 @@ export class LeasedBucket {
   private closed = false;
   /** the source was down at the last check: a recovery lease is due */
   private wasDown = false;
+  /**
+   * The last lease failed (a stalled Redis times out without the connection
+   * closing, so the source still says up): the local share decides until a
+   * lease succeeds again.
+   */
+  private failing = false;
 
   constructor(tenant: string, kind: BudgetKind, rate: number, burst: number, source: LeaseSource) {
     this.tenant = tenant;
@@ -153,13 +159,16 @@ export class LeasedBucket {
   }
 
   available(nowMs: number): number {
-    if (!this.source.up) return this.balance + this.fallbackLevel(nowMs);
+    if (!this.usable) return this.balance + this.fallbackLevel(nowMs);
     return this.balance;
   }
 
   has(nowMs: number, n: number): boolean {
     if (n <= this.balance) return true;
-    if (!this.source.up) return this.fallbackLevel(nowMs) >= n - this.balance;
+    if (!this.usable) {
+      if (this.failing) this.refillSoon(); // keep probing a source that stopped answering
+      return this.fallbackLevel(nowMs) >= n - this.balance;
+    }
     this.refillSoon();
     if (this.short) return false;
     // one request larger than the credit share (a big multi-get) may still go on credit when nothing is owed
@@ -170,7 +179,7 @@ export class LeasedBucket {
     this.takes++;
     this.spentSinceSample += n;
     if (n <= this.balance) this.balance -= n;
-    else if (this.source.up) {
+    else if (this.usable) {
       // has() admitted it on credit: charged with the next lease
       this.debt += n - this.balance;
       this.balance = 0;
@@ -191,7 +200,7 @@ export class LeasedBucket {
   delayMsFor(nowMs: number, n: number): number {
     if (n > this.burst) return Infinity;
     if (this.has(nowMs, n)) return 0;
-    if (!this.source.up) return this.fallback.delayMsFor(nowMs, n - this.balance);
+    if (!this.usable) return this.fallback.delayMsFor(nowMs, n - this.balance);
     return Math.ceil(((n - this.balance) * 1000) / this.rate);
   }
 
@@ -235,6 +244,11 @@ export class LeasedBucket {
     this.balance = 0;
     if (n === 0 || !this.source.up) return Promise.resolve();
     return this.source.giveBack(this.tenant, this.kind, n, this.rate, this.burst).catch(() => undefined);
+  }
+
+  /** Leases can be had: the source is up and answered the last request. */
+  private get usable(): boolean {
+    return this.source.up && !this.failing;
   }
 
   private fallbackLevel(nowMs: number): number {
@@ -291,6 +305,7 @@ export class LeasedBucket {
 
   private granted(g: LeaseGrant, want: number): void {
     this.requesting = false;
+    this.failing = false;
     this.short = g.granted < want;
     if (this.closed) {
       if (g.granted > 0) this.giveBack(g.granted);
@@ -308,6 +323,7 @@ export class LeasedBucket {
 
   private failed(debt: number): void {
     this.requesting = false;
+    this.failing = true;
     this.debt += debt; // not charged: charged with the next lease
     if (!this.closed) this.retryAfter(RETRY_MS);
   }

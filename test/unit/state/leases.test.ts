@@ -173,6 +173,31 @@ describe('LeasedBucket over one shared bucket', () => {
     expect(src.requests).toHaveLength(0); // nothing asked of a source that is down
   });
 
+  it('falls back to the local share when leases fail while the source still says up (a stalled Redis), and back once one succeeds', async () => {
+    const src = new GatedSource();
+    src.instances = 2;
+    let fail = true;
+    const lease = src.lease.bind(src);
+    src.lease = (req) => (fail ? Promise.reject(new Error('Command timed out')) : lease(req));
+    const b = client(src).bucket('shop', 'ops', 100, 20);
+    expect(b.has(performance.now(), 1)).toBe(true); // credit, and a lease that fails
+    b.take(1);
+    await tick(5);
+    let admitted = 0;
+    const now = performance.now();
+    for (let i = 0; i < 100; i++) {
+      if (b.has(now, 1)) {
+        b.take(1);
+        admitted++;
+      }
+    }
+    expect(admitted).toBe(10); // ⌈burst ÷ 2⌉: not refused outright, not unlimited
+    fail = false;
+    await tick(400); // the retry leases again
+    expect(b.has(performance.now(), 1)).toBe(true);
+    expect(b.leased).toBeGreaterThan(0);
+  });
+
   it('keeps TenantBudgets synchronous: admit answers from the local balance', async () => {
     const shared = new LocalLeaseSource(1);
     const lc = client(shared);
