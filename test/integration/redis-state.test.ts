@@ -182,6 +182,27 @@ describe('two memgate instances sharing one Redis', () => {
     expect(b.store.generation('shop')).toBe(a.store.generation('shop'));
   });
 
+  it('Redis stalled (SIGSTOP): flush_all answers SERVER_ERROR after the command timeout, gets keep flowing; resumed, both agree', async () => {
+    const ca = await client(a);
+    const cb = await client(b);
+    expect(await ca.request('set stall 0 0 1\r\ns\r\n')).toBe('STORED\r\n');
+    redis.child.kill('SIGSTOP');
+    try {
+      const t0 = performance.now();
+      const [flush, get] = await Promise.all([ca.request('flush_all\r\n', 10_000), cb.request('get stall\r\n')]);
+      expect(flush).toBe('SERVER_ERROR state store unavailable\r\n');
+      expect(performance.now() - t0).toBeLessThan(8000);
+      expect(get).toBe(hit('stall', 's'));
+    } finally {
+      redis.child.kill('SIGCONT');
+    }
+    // the script may still run once Redis wakes: then on every instance, never on one alone
+    await new Promise((r) => setTimeout(r, 300));
+    await until('both agree', () => a.store.generation('shop') === b.store.generation('shop'), 5000);
+    expect(await ca.request('flush_all\r\n')).toBe('OK\r\n');
+    await until('b sees it', async () => (await cb.request('get stall\r\n')) === 'END\r\n', 5000);
+  }, 30_000);
+
   it('a delayed flush_all through one takes effect on both, rotated once', async () => {
     const ca = await client(a);
     const cb = await client(b);
