@@ -14,7 +14,9 @@
  * memgate comes in three configs, each its own process: `memgate` (namespace mode,
  * rate limits set but never hit), `memgate-nolimits` (namespace mode, no limits) and
  * `memgate-bare` (an admin tenant: no rewrite, no limits); the table shows what the
- * limits and the policy cost. Only `memgate` runs unless --targets names the others.
+ * limits and the policy cost. `memgate-redis` is `memgate` with its state (generations,
+ * leased rate budgets) in a redis-server the bench starts: its row against `memgate`'s
+ * is the cost of the Redis store. Only `memgate` runs unless --targets names the others.
  *
  * For each run the generator prints `#phase timed-start` / `#phase timed-end`; at those
  * moments the runner reads utime+stime of the proxy and of memcached from /proc, so
@@ -58,6 +60,7 @@ import {
   isAlive,
   pinSelf,
   startMemcached,
+  startRedis,
   startMemgate,
   startPipeProxy,
   startTwemproxy,
@@ -190,7 +193,8 @@ function usage(): string {
     '  --rounds 3              interleaved rounds; the table shows medians',
     '  --connections 50        client connections of the load generator',
     '  --targets direct,memgate,twemproxy,pipe',
-    '                          (also memgate-nolimits, memgate-bare: memgate without limits / admin tenant)',
+    '                          (also memgate-nolimits, memgate-bare: memgate without limits / admin tenant;',
+    '                          memgate-redis: memgate with its state and rate budgets in Redis)',
     '  --pin                   memcached + proxy on core 0, load generator on core 1 (taskset)',
     '  --ratio 10:1            gets:sets',
     '  --value-size 32         bytes per value',
@@ -383,6 +387,7 @@ function externalTable(records: readonly ExternalRecord[]): string {
 /** The memgate targets and the policy each one's config gives tenant "bench". */
 const MEMGATE_POLICY: Partial<Record<TargetName, MemgatePolicy>> = {
   memgate: 'limits',
+  'memgate-redis': 'limits',
   'memgate-nolimits': 'nolimits',
   'memgate-bare': 'bare',
 };
@@ -413,6 +418,12 @@ async function startTargets(
     const port = await freePort();
     let server: Server;
     const policy = MEMGATE_POLICY[target];
+    let stateUrl: string | undefined;
+    if (target === 'memgate-redis') {
+      const redis = await startRedis(registry, await freePort(), cpu);
+      log(`redis-server pid ${redis.pid} on ${redis.port}`);
+      stateUrl = `redis://127.0.0.1:${redis.port}/0`;
+    }
     if (policy !== undefined) {
       server = await startMemgate(
         registry,
@@ -423,6 +434,7 @@ async function startTargets(
           built: opts.built,
           tag: target,
           policy,
+          ...(stateUrl === undefined ? {} : { stateUrl }),
           cpuProfDir: opts.cpuProfDir,
         },
         cpu,

@@ -27,7 +27,6 @@ import { hashPassword } from './policy/password.js';
 import { loadConfig } from './config/load.js';
 import { cliOptions, type Config } from './config/schema.js';
 import { createLogger, type Logger } from './log.js';
-import { unsupportedStateUrl } from './state/store.js';
 import { sharedServerNotes } from './upstream/pool-notes.js';
 import { compileTopology } from './upstream/topology.js';
 
@@ -60,22 +59,8 @@ function loadOrExit(path: string): Config {
   }
 }
 
-/**
- * Load the config, then refuse what this build cannot serve yet (state.url
- * redis://): one line, exit 1.
- */
-function loadServableOrExit(path: string): Config {
-  const config = loadOrExit(path);
-  const unsupported = unsupportedStateUrl(config.state.url);
-  if (unsupported !== null) {
-    process.stderr.write(`memgate: ${unsupported.message}\n`);
-    process.exit(1);
-  }
-  return config;
-}
-
 async function checkConfig(opts: ConfigFlag & { readonly connect?: boolean }): Promise<void> {
-  const config = loadServableOrExit(opts.config);
+  const config = loadOrExit(opts.config);
   const tenants = Object.keys(config.tenants).length;
   process.stdout.write(
     `config OK: ${tenants} tenant${tenants === 1 ? '' : 's'}, ${config.listen.length} listener${config.listen.length === 1 ? '' : 's'}\n`,
@@ -109,7 +94,7 @@ async function serve(opts: ServeFlags): Promise<void> {
     });
     return;
   }
-  const config = loadServableOrExit(opts.config);
+  const config = loadOrExit(opts.config);
   const logger = createLogger(config.log.level);
   const workers = resolveWorkerCount(opts.workers);
   if (workers > 1) {
@@ -288,7 +273,7 @@ program
   .addOption(configOption())
   .action(async (opts: ConfigFlag) => {
     const config = loadOrExit(opts.config);
-    await report(() => stateShowCommand(config).trimEnd());
+    await report(async () => (await stateShowCommand(config)).trimEnd());
   });
 
 program

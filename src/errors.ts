@@ -30,8 +30,6 @@ export const ErrorCode = {
   UPSTREAM_POOL_CLOSED: 'ERR_UPSTREAM_POOL_CLOSED',
   /** shared state (generations, budgets) could not be read or written */
   STATE_UNAVAILABLE: 'ERR_STATE_UNAVAILABLE',
-  /** state.url names a store this build does not have yet (redis://) */
-  STATE_UNSUPPORTED: 'ERR_STATE_UNSUPPORTED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -22,6 +22,7 @@ import { Listener, type ListenerSpec } from './server/listener.js';
 import { ClientSession, type SessionContext } from './server/session.js';
 import { TenantRegistry, workerShare, type TenantRuntime } from './server/tenants.js';
 import { openStateStore, type StateStore } from './state/store.js';
+import { LeaseClient, type LeaseSource } from './state/leases.js';
 import { UpstreamPool } from './upstream/pool.js';
 import { serverSpec } from './upstream/topology.js';
 
@@ -52,6 +53,12 @@ export interface ProxyOptions {
    * (see `workerShare` in server/tenants.ts). Default 1: this process alone.
    */
   readonly shareOf?: number;
+  /**
+   * Where leased ops/bytes budgets come from (state/leases.ts): a `--workers`
+   * worker passes the primary's (IPC). Absent: the store's own (Redis), or none
+   * (a single process with the file store keeps plain local buckets).
+   */
+  readonly leases?: LeaseSource;
 }
 
 export interface ReloadResult {
@@ -131,6 +138,8 @@ class Memgate implements Proxy, SessionContext {
   readonly processCounters = new ProcessCounters();
   readonly metrics: Metrics;
   private stopping = false;
+  /** leased budgets (Redis, --workers), or null */
+  private leaseClient: LeaseClient | null = null;
 
   constructor(config: Config, opts: ProxyOptions) {
     this.config = config;
@@ -138,7 +147,7 @@ class Memgate implements Proxy, SessionContext {
     this.logger = opts.logger ?? pino({ level: config.log.level });
     this.store =
       opts.store ??
-      openStateStore(config.state.url, {
+      openStateStore(config.state, {
         rotateAllOnCorrupt: opts.rotateAllOnCorrupt ?? false,
         logger: this.logger,
       });
@@ -151,7 +160,7 @@ class Memgate implements Proxy, SessionContext {
       tenants: () => this.liveTenants(),
       upstream: () => this.currentPool.health(),
       process: this.processCounters,
-      stateUp: () => true, // the file store is in-process; a Redis store reports its connection (#12)
+      stateUp: () => this.store.up,
       memoryOverloaded: () => this.memory.overloaded,
     });
   }
@@ -201,7 +210,9 @@ class Memgate implements Proxy, SessionContext {
     // memgate_rotations_total: the rotations the store made (a delayed flush_all counts when it fires)
     this.processCounters.rotations = this.store.rotationsApplied;
     this.store.onChange(() => (this.processCounters.rotations = this.store.rotationsApplied));
-    this.registry = new TenantRegistry(policy, this.store, this.config.limits, this.shareOf);
+    const leases = this.opts.leases ?? (this.store as { leases?: LeaseSource }).leases;
+    if (leases !== undefined) this.leaseClient = new LeaseClient(leases);
+    this.registry = new TenantRegistry(policy, this.store, this.config.limits, this.shareOf, this.leaseClient);
     this.currentPool.start();
     this.memory.start();
     for (const spec of this.config.listen) this.listeners.push(await this.openListener(spec));
@@ -223,6 +234,7 @@ class Memgate implements Proxy, SessionContext {
           metrics: () => this.metrics.render(),
           metricsContentType: this.metrics.contentType,
           ready: () => this.currentPool.health().some((h) => h.up),
+          stateUp: () => this.store.up,
         },
       );
       await this.admin.listen();
@@ -357,6 +369,7 @@ class Memgate implements Proxy, SessionContext {
     await Promise.all(closing);
     this.memory.stop();
     await this.currentPool.close();
+    await this.leaseClient?.close();
     await this.store.close();
   }
 

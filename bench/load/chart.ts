@@ -40,6 +40,7 @@ const COLOURS: Readonly<Record<TargetName, string>> = {
   memgate: '#1f77b4',
   'memgate-nolimits': '#6baed6',
   'memgate-bare': '#9ecae1',
+  'memgate-redis': '#08519c',
   twemproxy: '#ff7f0e',
   pipe: '#2ca02c',
 };

@@ -142,6 +142,12 @@ async function startServer(
   return { name, port, child, pid: child.pid, output };
 }
 
+/** redis-server for `memgate-redis`: loopback, nothing saved. */
+export function startRedis(registry: ChildRegistry, port: number, cpu: number | null): Promise<Server> {
+  const args = ['--port', String(port), '--bind', LOOPBACK, '--save', '', '--appendonly', 'no'];
+  return startServer(registry, 'redis-server', 'redis-server', args, port, cpu);
+}
+
 export function startMemcached(registry: ChildRegistry, port: number, cpu: number | null): Promise<Server> {
   // -U 0: no UDP; -l: loopback only; -t 1: one worker thread; -c: room for the pipe
   // baseline's upstream connections and the idle-connection test.
@@ -168,6 +174,8 @@ export interface MemgateLaunch {
   readonly built: boolean;
   readonly tag: string;
   readonly policy: MemgatePolicy;
+  /** state.url; default a state file in workDir (`memgate-redis`: the bench's redis-server) */
+  readonly stateUrl?: string;
   /** when set, node --cpu-prof writes the process's profile here on exit */
   readonly cpuProfDir?: string | null;
 }
@@ -182,7 +190,7 @@ const portList = (upstream: number | readonly number[]): readonly number[] =>
 export function memgateConfig(
   port: number,
   upstreamPort: number | readonly number[],
-  stateFile: string,
+  stateUrl: string,
   policy: MemgatePolicy = 'limits',
 ): string {
   const tenant =
@@ -199,7 +207,7 @@ export function memgateConfig(
       .map((p) => `"${LOOPBACK}:${p}"`)
       .join(', ')} ]`,
     '  connectionsPerServer: 2',
-    `state: { url: "file:${stateFile}" }`,
+    `state: { url: "${stateUrl}" }`,
     'log: { level: warn }',
     'limits:',
     '  maxInFlightPerSession: 4096',
@@ -212,7 +220,8 @@ export function memgateConfig(
 export function startMemgate(registry: ChildRegistry, launch: MemgateLaunch, cpu: number | null): Promise<Server> {
   const configFile = path.join(launch.workDir, `memgate-${launch.tag}.yaml`);
   const stateFile = path.join(launch.workDir, `memgate-${launch.tag}-state.json`);
-  writeFileSync(configFile, memgateConfig(launch.port, launch.upstreamPort, stateFile, launch.policy));
+  const stateUrl = launch.stateUrl ?? `file:${stateFile}`;
+  writeFileSync(configFile, memgateConfig(launch.port, launch.upstreamPort, stateUrl, launch.policy));
   const entry = launch.built ? [path.join(ROOT, 'dist/cli.js')] : ['--import', 'tsx', path.join(ROOT, 'src/cli.ts')];
   const prof = launch.cpuProfDir == null ? [] : ['--cpu-prof', '--cpu-prof-dir', launch.cpuProfDir];
   return startServer(

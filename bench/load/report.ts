@@ -8,14 +8,22 @@
 import type { LoadResult } from './generator.js';
 
 /** Every target the runner knows, in the order the table lists them. */
-export const TARGETS = ['direct', 'memgate', 'memgate-nolimits', 'memgate-bare', 'twemproxy', 'pipe'] as const;
+export const TARGETS = [
+  'direct',
+  'memgate',
+  'memgate-redis',
+  'memgate-nolimits',
+  'memgate-bare',
+  'twemproxy',
+  'pipe',
+] as const;
 export type TargetName = (typeof TARGETS)[number];
 
 /** What `npm run bench` drives when --targets is not given. */
 export const DEFAULT_TARGETS: readonly TargetName[] = ['direct', 'memgate', 'twemproxy', 'pipe'];
 
 /** The memgate processes: one config each (see memgateConfig in processes.ts). */
-export const MEMGATE_TARGETS: readonly TargetName[] = ['memgate', 'memgate-nolimits', 'memgate-bare'];
+export const MEMGATE_TARGETS: readonly TargetName[] = ['memgate', 'memgate-redis', 'memgate-nolimits', 'memgate-bare'];
 
 export const isMemgate = (t: TargetName): boolean => MEMGATE_TARGETS.includes(t);
 

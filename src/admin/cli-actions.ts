@@ -3,13 +3,16 @@
  *
  * rotate: ask the running memgate (admin API, bearer token); when nothing
  * answers there, update the state file itself under its lock — which fails
- * clearly if a memgate holds the file after all.
+ * clearly if a memgate holds the file after all — or, with a Redis store,
+ * rotate in Redis directly (running instances get it by pub/sub).
+ * state show: reads the file, or Redis (read only).
  */
 import fs from 'node:fs';
 import http from 'node:http';
 import type { Config } from '../config/schema.js';
 import { parseStateFile, updateStateFileOffline } from '../state/file-store.js';
-import { StateUnsupportedError, freshTenantState, parseStateUrl, type TenantState } from '../state/store.js';
+import { readRedisStates, rotateInRedis, type RedisStoreOptions } from '../state/redis-store.js';
+import { freshTenantState, parseStateUrl, withoutPassword, type TenantState } from '../state/store.js';
 
 export class CliError extends Error {}
 
@@ -56,10 +59,14 @@ function adminConnectHost(host: string): string {
   return host;
 }
 
-function stateFilePath(config: Config): string {
-  const loc = parseStateUrl(config.state.url);
-  if (loc.kind !== 'file') throw new CliError(new StateUnsupportedError(config.state.url).message);
-  return loc.path;
+function redisOptions(config: Config): RedisStoreOptions {
+  const s = config.state;
+  return {
+    keyPrefix: s.keyPrefix,
+    sentinelName: s.sentinelName,
+    ...(s.tls === undefined ? {} : { tls: s.tls }),
+    ...(s.sentinels === undefined ? {} : { sentinels: s.sentinels }),
+  };
 }
 
 /** Rotates `tenant`; returns the line to print. */
@@ -85,7 +92,13 @@ export async function rotateCommand(config: Config, tenant: string): Promise<str
       return `rotated ${tenant}: new generation is ${formatAge(age)} old (running memgate at ${host}:${admin.port})`;
     }
   }
-  const file = stateFilePath(config);
+  const loc = parseStateUrl(config.state.url);
+  if (loc.kind === 'redis') {
+    const st = await rotateInRedis(loc.url, tenant, redisOptions(config));
+    const age = Date.now() - st.rotatedAtMs;
+    return `rotated ${tenant}: new generation is ${formatAge(age)} old (in Redis at ${withoutPassword(loc.url)}; running instances follow)`;
+  }
+  const file = loc.path;
   const names = Object.keys(config.tenants);
   const tenants = await updateStateFileOffline(file, (state) => {
     for (const name of names) if (!state.has(name)) state.set(name, freshTenantState(undefined, Date.now()));
@@ -97,14 +110,18 @@ export async function rotateCommand(config: Config, tenant: string): Promise<str
 }
 
 /** The `state show` table: tenant, generation age, pending rotation. Never generations or prefixes. */
-export function stateShowCommand(config: Config): string {
-  const file = stateFilePath(config);
+export async function stateShowCommand(config: Config): Promise<string> {
+  const loc = parseStateUrl(config.state.url);
   let state: Map<string, TenantState>;
-  try {
-    state = parseStateFile(file, fs.readFileSync(file, 'utf8'));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') state = new Map();
-    else throw err;
+  if (loc.kind === 'redis') {
+    state = await readRedisStates(loc.url, Object.keys(config.tenants), redisOptions(config));
+  } else {
+    try {
+      state = parseStateFile(loc.path, fs.readFileSync(loc.path, 'utf8'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') state = new Map();
+      else throw err;
+    }
   }
   const now = Date.now();
   const rows = [['tenant', 'generation age', 'pending rotation']];

@@ -15,6 +15,7 @@
 import http from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Logger } from 'pino';
+import { ErrorCode, hasErrorCode } from '../errors.js';
 
 export interface AdminTarget {
   /** tenants for GET /tenants (a `--workers` primary asks its workers, hence the promise) */
@@ -24,6 +25,8 @@ export interface AdminTarget {
   /** re-reads and applies the config; on an invalid config the old one stays */
   reload(): Promise<{ ok: boolean; error?: string; closedConnections?: number }>;
   ready(): boolean | Promise<boolean>;
+  /** false while the shared state (Redis) is unreachable: /readyz says "degraded" (still 200: it serves) */
+  stateUp?(): boolean | Promise<boolean>;
   /** Prometheus text, counters copied at scrape time */
   metrics(): Promise<string>;
   readonly metricsContentType: string;
@@ -114,7 +117,10 @@ export class AdminServer {
     }
     if (method === 'GET' && path === '/readyz') {
       const ok = await this.target.ready();
-      return send(res, ok ? 200 : 503, { status: ok ? 'ready' : 'not ready' });
+      const stateUp = (await this.target.stateUp?.()) ?? true;
+      if (ok && !stateUp) return send(res, 200, { status: 'degraded', state: 'unreachable' });
+      const body = stateUp ? { status: ok ? 'ready' : 'not ready' } : { status: 'not ready', state: 'unreachable' };
+      return send(res, ok ? 200 : 503, body);
     }
     if (method === 'GET' && path === '/tenants') return send(res, 200, { tenants: await this.target.listTenants() });
     if (path === '/reload') {
@@ -135,7 +141,15 @@ export class AdminServer {
       const name = decodeURIComponent(rotate[1] ?? '');
       if (!this.target.hasTenant(name)) return send(res, 404, { error: `no tenant named ${JSON.stringify(name)}` });
       const source = `admin-api ${req.socket.remoteAddress ?? '?'}`;
-      const r = await this.target.rotate(name, source);
+      let r: { generationAgeMs: number };
+      try {
+        r = await this.target.rotate(name, source);
+      } catch (err) {
+        // the shared state is unreachable: nothing was applied anywhere
+        if (!hasErrorCode(err, ErrorCode.STATE_UNAVAILABLE)) throw err;
+        this.opts.logger.warn({ audit: 'admin', action: 'rotate', tenant: name, ok: false }, 'admin rotate refused');
+        return send(res, 503, { error: (err as Error).message });
+      }
       this.opts.logger.info(
         { audit: 'admin', action: 'rotate', tenant: name, peer: req.socket.remoteAddress },
         'admin rotate',

@@ -36,6 +36,8 @@ export class IpcStateStore implements StateStore {
   private isOpen = false;
   /** the primary's store makes (and counts) every rotation */
   readonly rotationsApplied = 0;
+  /** the primary reports its store's reachability (/readyz, memgate_state_up); a refused change comes back as an error */
+  readonly up = true;
 
   constructor(peer: IpcPeer<WorkerCalls, PrimaryCalls>, timeoutMs = STATE_CALL_TIMEOUT_MS) {
     this.peer = peer;

@@ -60,6 +60,15 @@ export interface WorkerCalls {
   'state.rotate': Call<{ tenant: string }, TenantState>;
   'state.schedule': Call<{ tenant: string; atMs: number }, TenantState>;
   'state.addTenants': Call<{ tenants: readonly string[] }, null>;
+  /** a slice of a tenant's shared ops/bytes budget (ipc-leases.ts) */
+  'lease.take': Call<
+    { tenant: string; kind: 'ops' | 'bytes'; want: number; debt: number; rate: number; burst: number },
+    { granted: number; waitMs: number; up: boolean; instances: number }
+  >;
+  /** unused tokens back to the shared budget */
+  'lease.giveBack': Call<{ tenant: string; kind: 'ops' | 'bytes'; tokens: number; rate: number; burst: number }, null>;
+  /** whether the primary's lease source is reachable (polled while it is not) */
+  'lease.status': Call<NoArgs, { up: boolean; instances: number }>;
 }
 
 /** Calls the primary makes to a worker. */

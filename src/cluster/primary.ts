@@ -26,10 +26,12 @@
  *   SIGTERM/SIGINT every worker stops gracefully and the primary exits 0 once
  *   they have.
  *
- * Per-tenant limits: each worker enforces ⌈limit / N⌉ (server/tenants.ts
- * `workerShare`), exact when a tenant's traffic is spread evenly over the
- * workers. Process-wide limits (limits.maxConnections, per address, memory)
- * stay per worker.
+ * Per-tenant limits: ops and bytes budgets are one shared bucket per tenant,
+ * here (in memory, or in Redis with a Redis state store); the workers lease
+ * slices of it over IPC (ipc-leases.ts), so the limit holds for the tenant as
+ * a whole however its connections are spread. Connection caps, flush and
+ * stats budgets are ⌈limit / N⌉ per worker (server/tenants.ts `workerShare`).
+ * Process-wide limits (limits.maxConnections, per address, memory) stay per worker.
  */
 import cluster, { type Worker } from 'node:cluster';
 import os from 'node:os';
@@ -42,6 +44,8 @@ import { ConfigError } from '../config/errors.js';
 import type { Config } from '../config/schema.js';
 import type { ReloadResult } from '../index.js';
 import { openStateStore, type StateStore, type TenantState } from '../state/store.js';
+import { LocalLeaseSource, type LeaseSource } from '../state/leases.js';
+import { answerLease } from './ipc-leases.js';
 import { IpcPeer, workerChannel, type PrimaryCalls, type WorkerCalls } from './ipc.js';
 
 /** Set in a worker's environment: this process is a memgate worker (not, say, a pm2 cluster worker). */
@@ -114,6 +118,7 @@ export class ClusterPrimary {
   private readonly opts: PrimaryOptions;
   private readonly logger: Logger;
   private readonly store: StateStore;
+  private readonly leases: LeaseSource;
   private readonly slots: Slot[];
   private admin: AdminServer | null = null;
   private readonly counters = new ProcessCounters();
@@ -130,7 +135,9 @@ export class ClusterPrimary {
     this.config = config;
     this.opts = opts;
     this.logger = opts.logger;
-    this.store = openStateStore(config.state.url, { rotateAllOnCorrupt: opts.rotateAllOnCorrupt, logger: this.logger });
+    this.store = openStateStore(config.state, { rotateAllOnCorrupt: opts.rotateAllOnCorrupt, logger: this.logger });
+    // the workers' shared budgets: in Redis when the state is there (every instance shares them), else here
+    this.leases = (this.store as { leases?: LeaseSource }).leases ?? new LocalLeaseSource(1);
     this.slots = Array.from({ length: opts.workers }, (_, i) => ({
       index: i + 1,
       worker: null,
@@ -142,7 +149,12 @@ export class ClusterPrimary {
       restartTimer: null,
     }));
     // the primary's own series: rotations from the admin API, reloads; the workers' come with each scrape
-    this.metrics = createMetrics({ tenants: () => [], upstream: () => [], process: this.counters });
+    this.metrics = createMetrics({
+      tenants: () => [],
+      upstream: () => [],
+      process: this.counters,
+      stateUp: () => this.store.up,
+    });
     const restarts = (): number => this.restarts;
     new Counter({
       name: 'memgate_worker_restarts_total',
@@ -288,6 +300,12 @@ export class ClusterPrimary {
         await this.settleBroadcasts();
         return null;
       },
+      'lease.take': (args) => answerLease(this.leases, args),
+      'lease.giveBack': async ({ tenant, kind, tokens, rate, burst }) => {
+        if (this.leases.up) await this.leases.giveBack(tenant, kind, tokens, rate, burst).catch(() => undefined);
+        return null;
+      },
+      'lease.status': () => ({ up: this.leases.up, instances: this.leases.instances }),
     });
     worker.on('exit', (code: number | null, signal: string | null) => this.onExit(slot, worker, code, signal));
   }
@@ -439,6 +457,7 @@ export class ClusterPrimary {
         metrics: () => this.renderMetrics(),
         metricsContentType: this.metrics.contentType,
         ready: async () => (await this.askAll('status')).some((s) => s.ready),
+        stateUp: () => this.store.up,
       },
     );
     await this.admin.listen();

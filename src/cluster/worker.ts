@@ -9,7 +9,9 @@
  * What differs from a single process, and why:
  * - state: an IpcStateStore; the primary owns the state file and its lock.
  * - admin HTTP: none here; the primary serves it and asks the workers.
- * - limits: each per-tenant rate, burst and connection cap is divided by N.
+ * - limits: ops/bytes budgets are leased from the primary (ipc-leases.ts), so
+ *   the tenant's whole limit holds across the workers however its traffic is
+ *   spread; the connection cap, flush and stats budgets are divided by N.
  * - signals: SIGTERM/SIGINT stop this worker gracefully (the primary restarts
  *   it unless the primary is stopping too); SIGHUP is left to the primary,
  *   which reloads every worker with the config it validated.
@@ -19,6 +21,7 @@
 import { createProxy, type Proxy } from '../index.js';
 import type { Config } from '../config/schema.js';
 import { createLogger } from '../log.js';
+import { IpcLeaseSource } from './ipc-leases.js';
 import { IpcStateStore } from './ipc-store.js';
 import { IpcPeer, processChannel, type PrimaryCalls, type WorkerCalls, type WorkerStatus } from './ipc.js';
 
@@ -48,7 +51,8 @@ export async function runWorker(): Promise<void> {
   const hello = await peer.call('hello', {}, HELLO_TIMEOUT_MS);
   const config: Config = deepFreeze(hello.config);
   const logger = createLogger(config.log.level).child({ worker: hello.slot });
-  const proxy = createProxy(config, { logger, store, shareOf: hello.workers });
+  const leases = new IpcLeaseSource(peer, hello.workers);
+  const proxy = createProxy(config, { logger, store, shareOf: hello.workers, leases });
   let started = false;
   let stopping = false;
 
@@ -58,6 +62,7 @@ export async function runWorker(): Promise<void> {
     logger.info({ why }, 'worker stopping');
     proxy.stop().then(
       () => {
+        leases.close();
         peer.close();
         process.exit(0);
       },

@@ -430,12 +430,51 @@ const adminSchema = z
     { when: always },
   );
 
+const stateTlsSchema = z.strictObject({
+  ca: filePath("PEM CA bundle that signed Redis's certificate (default: the system CAs)").optional(),
+  cert: filePath('PEM client certificate presented to Redis (tls-auth-clients yes)').optional(),
+  key: filePath('PEM private key for `cert`').optional(),
+  servername: z
+    .string()
+    .min(1, 'must not be empty')
+    .describe("name Redis's certificate must carry (default: the URL's host)")
+    .optional(),
+});
+
 const stateSchema = z.strictObject({
   url: z
     .string()
     .refine(isStateUrl, 'must be "file:<path>" or "redis://host:port[/db]" (or "rediss://…")')
     .default(DEFAULT_STATE_URL)
-    .describe('where tenant generations live: a local file (one instance) or Redis (shared by several instances)'),
+    .describe(
+      'where tenant generations live: a local file (one instance) or Redis (shared by several instances): ' +
+        'redis://[user:password@]host:port/db, rediss://… for TLS',
+    ),
+  keyPrefix: z
+    .string()
+    .min(1, 'must not be empty')
+    .max(64, 'must be at most 64 characters')
+    .regex(PRINTABLE_ASCII, 'must be printable ASCII without spaces')
+    .default('memgate:')
+    .describe('Redis store: prefix of every key and channel memgate uses, so several deployments can share one Redis'),
+  sentinels: z
+    .array(z.string().regex(/^[^:\s]+:\d{1,5}$/, 'must be "host:port"'))
+    .min(1, 'must list at least one sentinel')
+    .optional()
+    .describe(
+      'Redis store: Sentinel addresses ("host:port"); when set, the master named by sentinelName is used and the ' +
+        'host:port of state.url is ignored (its password and db still apply)',
+    ),
+  tls: stateTlsSchema
+    .optional()
+    .describe(
+      'Redis store with rediss://: CA, client certificate and server name (files read at start; ignored for redis://)',
+    ),
+  sentinelName: z
+    .string()
+    .min(1, 'must not be empty')
+    .default('mymaster')
+    .describe('Redis store with sentinels: the name of the monitored master'),
 });
 
 function isStateUrl(text: string): boolean {

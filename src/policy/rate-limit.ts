@@ -169,6 +169,25 @@ export class TokenBucket {
     if (wasUnlimited || this.level > this.cap) this.level = this.cap;
   }
 
+  /**
+   * Takes `n` tokens that were already spent elsewhere (a lease's credit): the
+   * level may go below 0, down to −burst, and refills from there.
+   */
+  charge(nowMs: number, n: number): void {
+    if (this.rate === 0 || n <= 0) return;
+    this.refill(nowMs);
+    const level = this.level - n * this.periodMs;
+    this.level = level < -this.cap ? -this.cap : level;
+  }
+
+  /** Puts `n` unspent tokens back (a lease given back), never above the burst. */
+  giveBack(nowMs: number, n: number): void {
+    if (this.rate === 0 || n <= 0) return;
+    this.refill(nowMs);
+    const level = this.level + n * this.periodMs;
+    this.level = level >= this.cap ? this.cap : level;
+  }
+
   private refill(nowMs: number): void {
     const now = Math.floor(nowMs);
     if (now <= this.lastMs) return;
@@ -258,7 +277,7 @@ export function burstNotes(
         `tenant ${tenant}: maxKeysPerGet (${maxKeys}) exceeds its burst (${burst}): a multi-get costs one token per key, ` +
           `so one of more than ${burst} keys is always refused (SERVER_ERROR rate limited (more keys than the burst)); ` +
           `raise limits.burst or lower limits.maxKeysPerGet to ${burst} to make that explicit ` +
-          `(with serve --workers N, each worker holds a burst of ⌈burst / N⌉)`,
+          `(with serve --workers N or several instances on Redis, the burst is one budget they share)`,
       );
     }
   }
@@ -270,6 +289,42 @@ export function burstNotes(
     );
   }
   return notes;
+}
+
+/** What TenantBudgets needs of an ops or bytes bucket: a TokenBucket, or a leased one (state/leases.ts). */
+export interface Bucket {
+  readonly ratePerPeriod: number;
+  readonly capacity: number;
+  has(nowMs: number, n: number): boolean;
+  take(n: number): void;
+  delayMsFor(nowMs: number, n: number): number;
+  reconfigure(rate: number, burst: number): void;
+}
+
+/**
+ * Makes the ops and bytes buckets of a tenant whose budgets are shared with
+ * other instances or workers (leases); `drop` is told when a reload removes one.
+ */
+export interface SharedBuckets {
+  create(kind: 'ops' | 'bytes', rate: number, burst: number): Bucket;
+  drop(bucket: Bucket): void;
+}
+
+function sharedBucketFor(
+  current: Bucket | null,
+  shared: SharedBuckets,
+  kind: 'ops' | 'bytes',
+  rate: number | undefined,
+  burst: number | undefined,
+): Bucket | null {
+  if (rate === undefined || rate === 0) {
+    if (current !== null) shared.drop(current);
+    return null;
+  }
+  const b = burst === undefined || burst === 0 ? rate : burst;
+  if (current === null) return shared.create(kind, rate, b);
+  current.reconfigure(rate, b);
+  return current;
 }
 
 function bucketFor(
@@ -290,17 +345,20 @@ function bucketFor(
  * that applies and takes from them only when all agree, so a refused request
  * costs nothing.
  *
- * NOTE: per instance. Budgets shared by several memgate instances (Redis) are a
- * later layer; this one stays the fast local check.
+ * With `shared` (several instances through Redis, or `--workers`), the ops and
+ * bytes buckets are leased from one budget (state/leases.ts); flush and
+ * per-class budgets stay per process. The check is synchronous either way.
  */
 export class TenantBudgets {
-  private ops: TokenBucket | null;
-  private bytes: TokenBucket | null;
+  private ops: Bucket | null;
+  private bytes: Bucket | null;
+  private readonly shared: SharedBuckets | null;
   private flush: TokenBucket | null;
   /** by CommandClass value; null = no budget for that class */
   private readonly byClass: (TokenBucket | null)[];
 
-  constructor(params: BudgetParameters) {
+  constructor(params: BudgetParameters, shared: SharedBuckets | null = null) {
+    this.shared = shared;
     this.ops = null;
     this.bytes = null;
     this.flush = null;
@@ -363,8 +421,14 @@ export class TenantBudgets {
 
   /** Config reload: buckets that stay keep their (clamped) level; removed ones go; new ones start full. */
   reconfigure(params: BudgetParameters): void {
-    this.ops = bucketFor(this.ops, params.opsPerSecond, params.opsBurst, MS_PER_SECOND);
-    this.bytes = bucketFor(this.bytes, params.bytesPerSecond, params.bytesBurst, MS_PER_SECOND);
+    const shared = this.shared;
+    if (shared === null) {
+      this.ops = bucketFor(this.ops as TokenBucket | null, params.opsPerSecond, params.opsBurst, MS_PER_SECOND);
+      this.bytes = bucketFor(this.bytes as TokenBucket | null, params.bytesPerSecond, params.bytesBurst, MS_PER_SECOND);
+    } else {
+      this.ops = sharedBucketFor(this.ops, shared, 'ops', params.opsPerSecond, params.opsBurst);
+      this.bytes = sharedBucketFor(this.bytes, shared, 'bytes', params.bytesPerSecond, params.bytesBurst);
+    }
     this.flush = bucketFor(this.flush, params.flushesPerMinute, params.flushesPerMinute, MS_PER_MINUTE);
     for (let k = 1; k < CLASS_SLOTS; k++) {
       const rate = params.perClassPerSecond?.[k as CommandClass];

@@ -21,6 +21,7 @@ import { countOutcome, Outcome } from '../admin/counters.js';
 import { binaryNoop } from '../protocol/binary/reply.js';
 import { secondsUntil } from '../protocol/text/bytes.js';
 import { COMMAND_BY_ID } from '../protocol/text/commands.js';
+import { ErrorCode, hasErrorCode } from '../errors.js';
 import { Replies } from '../protocol/text/replies.js';
 import { ReplyStatus, type Request } from '../protocol/text/request.js';
 import { DENY_AUDIT_REASON, DenyCause, LocalAnswer, type VerdictFields } from '../policy/authorize.js';
@@ -130,7 +131,8 @@ export class LocalAnswers {
       () => host.afterLocalWork(req, Replies.OK, ReplyStatus.OK),
       (err: unknown) => {
         this.log.error({ err }, 'flush_all rotation failed');
-        host.afterLocalWork(req, Replies.BACKEND_FAILURE, ReplyStatus.ERROR);
+        const unavailable = hasErrorCode(err, ErrorCode.STATE_UNAVAILABLE);
+        host.afterLocalWork(req, unavailable ? Replies.STATE_UNAVAILABLE : Replies.BACKEND_FAILURE, ReplyStatus.ERROR);
       },
     );
   }

@@ -8,7 +8,13 @@
  */
 import { TenantCounters } from '../admin/counters.js';
 import type { CompiledPolicy, TenantLimits, TenantPolicy } from '../policy/compile.js';
-import { budgetParametersFromLimits, TenantBudgets, type BudgetParameters } from '../policy/rate-limit.js';
+import {
+  budgetParametersFromLimits,
+  TenantBudgets,
+  type BudgetParameters,
+  type SharedBuckets,
+} from '../policy/rate-limit.js';
+import type { LeasedBucket } from '../state/leases.js';
 import { CommandClass } from '../protocol/text/commands.js';
 
 /** The global bounds budgets are sized against. */
@@ -34,14 +40,16 @@ export function workerShare(n: number, shareOf: number): number {
   return Math.max(1, Math.ceil(n / shareOf));
 }
 
-function budgetParameters(l: TenantLimits, global: GlobalLimits, shareOf: number): BudgetParameters {
-  // rates and bursts are divided; the per-request bounds (item size, keys per get) are not
+function budgetParameters(l: TenantLimits, global: GlobalLimits, shareOf: number, leased: boolean): BudgetParameters {
+  // rates and bursts are divided; the per-request bounds (item size, keys per get) are not.
+  // Leased ops/bytes budgets are whole: the instances share one bucket (state/leases.ts).
   const statsPerSecond = workerShare(l.statsPerSecond, shareOf);
+  const opsShare = leased ? 1 : shareOf;
   return budgetParametersFromLimits(
     {
-      opsPerSecond: orUndefined(workerShare(l.opsPerSecond, shareOf)),
-      burst: orUndefined(workerShare(l.burst, shareOf)),
-      bytesPerSecond: orUndefined(workerShare(l.bytesPerSecond, shareOf)),
+      opsPerSecond: orUndefined(workerShare(l.opsPerSecond, opsShare)),
+      burst: orUndefined(workerShare(l.burst, opsShare)),
+      bytesPerSecond: orUndefined(workerShare(l.bytesPerSecond, opsShare)),
       maxItemBytes: orUndefined(l.maxItemBytes),
       maxKeysPerGet: orUndefined(l.maxKeysPerGet),
     },
@@ -53,6 +61,15 @@ function budgetParameters(l: TenantLimits, global: GlobalLimits, shareOf: number
   );
 }
 import type { StateStore } from '../state/store.js';
+import type { LeaseClient } from '../state/leases.js';
+
+/** TenantBudgets' shared buckets for one tenant, leased through `leases`. */
+function sharedBuckets(tenant: string, leases: LeaseClient): SharedBuckets {
+  return {
+    create: (kind, rate, burst) => leases.bucket(tenant, kind, rate, burst),
+    drop: (bucket) => leases.drop(bucket as LeasedBucket),
+  };
+}
 
 export class TenantRuntime {
   policy: TenantPolicy;
@@ -66,20 +83,32 @@ export class TenantRuntime {
 
   /** how many worker processes share this tenant's rate budgets (1: this process alone); see workerShare */
   private readonly shareOf: number;
+  /** ops/bytes budgets leased from a shared bucket (Redis, a --workers primary); null: local only */
+  private readonly leased: boolean;
 
-  constructor(policy: TenantPolicy, generation: string, global: GlobalLimits, shareOf = 1) {
+  constructor(
+    policy: TenantPolicy,
+    generation: string,
+    global: GlobalLimits,
+    shareOf = 1,
+    leases: LeaseClient | null = null,
+  ) {
     this.policy = policy;
     this.ns = null;
     this.counters = new TenantCounters();
     this.shareOf = shareOf;
-    this.budgets = new TenantBudgets(budgetParameters(policy.limits, global, shareOf));
+    this.leased = leases !== null;
+    this.budgets = new TenantBudgets(
+      budgetParameters(policy.limits, global, shareOf, this.leased),
+      leases === null ? null : sharedBuckets(policy.name, leases),
+    );
     this.removed = false;
     this.setGeneration(generation);
   }
 
   setPolicy(policy: TenantPolicy, global: GlobalLimits): void {
     this.policy = policy;
-    this.budgets.reconfigure(budgetParameters(policy.limits, global, this.shareOf));
+    this.budgets.reconfigure(budgetParameters(policy.limits, global, this.shareOf, this.leased));
   }
 
   setGeneration(generation: string): void {
@@ -94,13 +123,21 @@ export class TenantRegistry {
   private readonly store: StateStore;
   /** worker processes sharing each tenant's rate budgets (`--workers N`); 1 for a single process */
   private readonly shareOf: number;
+  private readonly leases: LeaseClient | null;
 
-  constructor(policy: CompiledPolicy, store: StateStore, global: GlobalLimits, shareOf = 1) {
+  constructor(
+    policy: CompiledPolicy,
+    store: StateStore,
+    global: GlobalLimits,
+    shareOf = 1,
+    leases: LeaseClient | null = null,
+  ) {
     this.policy = policy;
     this.store = store;
     this.shareOf = shareOf;
+    this.leases = leases;
     for (const [name, p] of policy.tenants) {
-      this.byName.set(name, new TenantRuntime(p, store.generation(name), global, shareOf));
+      this.byName.set(name, new TenantRuntime(p, store.generation(name), global, shareOf, leases));
     }
     store.onChange((tenant, state) => {
       this.byName.get(tenant)?.setGeneration(state.generation);
@@ -135,7 +172,7 @@ export class TenantRegistry {
     }
     for (const [name, p] of policy.tenants) {
       if (!this.byName.has(name)) {
-        this.byName.set(name, new TenantRuntime(p, this.store.generation(name), global, this.shareOf));
+        this.byName.set(name, new TenantRuntime(p, this.store.generation(name), global, this.shareOf, this.leases));
       }
     }
   }

@@ -94,6 +94,9 @@ export class FileStateStore implements StateStore {
     this.logger = opts.logger;
   }
 
+  /** A local file is always reachable (a failed write is an error of that write, not an outage). */
+  readonly up = true;
+
   get rotationsApplied(): number {
     return this.rotations;
   }

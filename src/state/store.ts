@@ -3,7 +3,7 @@
  *
  * Two implementations sit behind one interface: a local JSON file (the
  * embedded default, file-store.ts) and Redis (shared by several memgate
- * instances, later). The hot path only ever calls `generation()`, which is a
+ * instances, redis-store.ts). The hot path only ever calls `generation()`, which is a
  * synchronous Map lookup; everything that changes state is async and resolves
  * only once the change is durable.
  *
@@ -14,9 +14,10 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { ErrorCode, ProxyError } from '../errors.js';
+import { ProxyError } from '../errors.js';
 import { FileStateStore } from './file-store.js';
 import { isGeneration, newGeneration } from './generation.js';
+import { RedisStateStore, type RedisStoreOptions, type RedisTlsFiles } from './redis-store.js';
 
 export interface TenantState {
   /** current generation (see generation.ts) */
@@ -47,6 +48,12 @@ export interface StateStore {
    * relays another's changes (cluster/ipc-store.ts) reports 0: that one counts.
    */
   readonly rotationsApplied: number;
+  /**
+   * False while the store cannot make changes that every instance sees (Redis
+   * unreachable): generations are served from the last known state, rotations
+   * are refused. Always true for the file store.
+   */
+  readonly up: boolean;
   /** Called after every change (rotation, scheduled rotation fired, external reload). */
   onChange(listener: (tenant: string, state: TenantState) => void): void;
   close(): Promise<void>;
@@ -97,21 +104,8 @@ export function parseStateUrl(url: string): StateLocation {
   throw new Error(`unsupported state url "${url}": use file:PATH or redis://HOST:PORT/DB`);
 }
 
-/** `state.url` names a store that does not exist yet (redis://). The message is one line, without the URL's password. */
-export class StateUnsupportedError extends ProxyError {
-  constructor(url: string) {
-    super(ErrorCode.STATE_UNSUPPORTED, `state.url ${withoutPassword(url)} is not supported yet (only file: URLs)`);
-    this.name = 'StateUnsupportedError';
-  }
-}
-
-/** The error `openStateStore` would throw for `url` because no such store exists yet, or null. */
-export function unsupportedStateUrl(url: string): StateUnsupportedError | null {
-  return parseStateUrl(url).kind === 'redis' ? new StateUnsupportedError(url) : null;
-}
-
 /** `redis://user:***@host:6379/0`: the password of a URL replaced, for messages. */
-function withoutPassword(url: string): string {
+export function withoutPassword(url: string): string {
   try {
     const u = new URL(url);
     if (u.password === '') return url;
@@ -122,10 +116,28 @@ function withoutPassword(url: string): string {
   }
 }
 
-/** The store for `state.url`. Does no I/O: call `open()` next. */
-export function openStateStore(url: string, opts: StateStoreOptions = {}): StateStore {
-  const where = parseStateUrl(url);
-  if (where.kind === 'redis') throw new StateUnsupportedError(url);
+/** The config's `state` section, as far as opening a store needs it. */
+export interface StateConfigLike {
+  readonly url: string;
+  readonly keyPrefix?: string;
+  readonly sentinels?: readonly string[] | undefined;
+  readonly sentinelName?: string;
+  readonly tls?: RedisTlsFiles | undefined;
+}
+
+/** The store for `state.url` (a string, or the whole `state` section for Redis's options). Does no I/O: call `open()` next. */
+export function openStateStore(state: string | StateConfigLike, opts: RedisStoreOptions = {}): StateStore {
+  const cfg: StateConfigLike = typeof state === 'string' ? { url: state } : state;
+  const where = parseStateUrl(cfg.url);
+  if (where.kind === 'redis') {
+    return new RedisStateStore(where.url, {
+      ...opts,
+      ...(cfg.keyPrefix === undefined ? {} : { keyPrefix: cfg.keyPrefix }),
+      ...(cfg.sentinels === undefined ? {} : { sentinels: cfg.sentinels }),
+      ...(cfg.sentinelName === undefined ? {} : { sentinelName: cfg.sentinelName }),
+      ...(cfg.tls === undefined ? {} : { tls: cfg.tls }),
+    });
+  }
   return new FileStateStore(where.path, opts);
 }
 

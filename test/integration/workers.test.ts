@@ -3,7 +3,10 @@
  * both workers serve, generations stay correct across workers (flush_all,
  * delayed flush_all, admin rotate), a killed worker is restarted without
  * losing or resurrecting data, /metrics sums the workers, SIGTERM exits 0.
- * Last, in-process: a worker enforces its share of each per-tenant limit.
+ * In-process: without a lease source a worker enforces its share of each
+ * per-tenant limit (the connection cap always). Last, a real --workers 2 with
+ * a rate limit: the workers lease from one budget in the primary, so a tenant
+ * on one connection gets its whole limit.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -14,6 +17,7 @@ import { parseConfigText } from '../../src/config/load.js';
 import { createProxy, type Proxy } from '../../src/index.js';
 import { runCli, spawnMemgate, type MemgateProcess } from '../helpers/memgate-process.js';
 import { freePort, spawnMemcached, type MemcachedProcess } from '../helpers/spawn-memcached.js';
+import { pipelinedGets } from '../helpers/rate-load.js';
 import { TextClient } from '../helpers/text-client.js';
 
 const TOKEN = 'workers-token-0123456789';
@@ -386,4 +390,56 @@ tenants:
     expect(c.take().toString('latin1')).toBe('ERROR Too many open connections\r\n');
     expect(b.closed).toBe(false);
   });
+});
+
+describe('memgate serve --workers 2: one budget for the tenant, leased by the workers from the primary', () => {
+  const RATE = 400;
+  const BURST = 100;
+  let limited: MemgateProcess;
+  let port: number;
+
+  beforeAll(async () => {
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), 'memgate-leases-'));
+    port = await freePort();
+    const file = path.join(d, 'memgate.yaml');
+    fs.writeFileSync(
+      file,
+      `listen:
+  - { host: 127.0.0.1, port: ${port}, tenant: shop }
+upstream:
+  servers: [ "${mc.address}" ]
+state: { url: "file:${path.join(d, 'state.json')}" }
+log: { level: warn }
+tenants:
+  shop: { prefix: "lease${port}:", limits: { opsPerSecond: ${RATE}, burst: ${BURST} } }
+`,
+    );
+    limited = await spawnMemgate(file, port, ['--workers', '2']);
+  });
+
+  afterAll(async () => {
+    await limited?.stop();
+  });
+
+  it('a tenant with all its traffic on one connection (one worker) still gets its whole limit, not ⌈limit / 2⌉', async () => {
+    const r = await pipelinedGets([port], 3000);
+    const whole = (RATE * r.elapsedMs) / 1000 + BURST;
+    console.log(
+      `--workers 2, one connection: admitted ${r.admitted} in ${r.elapsedMs.toFixed(0)} ms (whole limit ${whole.toFixed(0)}, ` +
+        `ratio ${(r.admitted / whole).toFixed(3)})`,
+    );
+    expect(r.other).toBe(0);
+    expect(r.refused).toBeGreaterThan(0);
+    expect(r.admitted).toBeGreaterThanOrEqual(whole * 0.9);
+    expect(r.admitted).toBeLessThanOrEqual(whole * 1.1);
+  }, 20_000);
+
+  it('two connections (both workers) share the one limit: together still rate × T + burst', async () => {
+    // several connections, so that the round-robin accept puts some on each worker
+    const r = await pipelinedGets([port, port, port, port], 3000);
+    const whole = (RATE * r.elapsedMs) / 1000 + BURST;
+    expect(r.other).toBe(0);
+    expect(r.admitted).toBeGreaterThanOrEqual(whole * 0.9);
+    expect(r.admitted).toBeLessThanOrEqual(whole * 1.1);
+  }, 20_000);
 });

@@ -189,6 +189,7 @@ interface ComposeService {
   profiles?: string[];
   environment?: Record<string, string>;
   networks?: string[];
+  depends_on?: string[];
 }
 
 describe('docker/compose.yaml', () => {
@@ -200,10 +201,37 @@ describe('docker/compose.yaml', () => {
   const memgate = services.memgate;
   const memcached = services.memcached;
 
-  it('defines memgate, memcached and redis, and prometheus and grafana under the monitoring profile', () => {
-    expect(Object.keys(services).sort()).toEqual(['grafana', 'memcached', 'memgate', 'prometheus', 'redis']);
-    for (const name of ['memgate', 'memcached', 'redis']) expect(services[name], name).not.toHaveProperty('profiles');
+  it('defines two memgate instances, memcached and redis, and prometheus and grafana under the monitoring profile', () => {
+    expect(Object.keys(services).sort()).toEqual([
+      'grafana',
+      'memcached',
+      'memgate',
+      'memgate-2',
+      'prometheus',
+      'redis',
+    ]);
+    for (const name of ['memgate', 'memgate-2', 'memcached', 'redis'])
+      expect(services[name], name).not.toHaveProperty('profiles');
     for (const name of ['prometheus', 'grafana']) expect(services[name]?.profiles, name).toEqual(['monitoring']);
+  });
+
+  it('runs the second memgate from the same image and config, on other host ports, after redis', () => {
+    const second = services['memgate-2'];
+    expect(second?.image).toBe(memgate?.image);
+    expect(second?.volumes).toEqual(memgate?.volumes);
+    expect(second?.environment?.MEMGATE_ADMIN_TOKEN).toBe(memgate?.environment?.MEMGATE_ADMIN_TOKEN);
+    expect(second?.depends_on).toEqual(expect.arrayContaining(['memcached', 'redis']));
+    const config = parseConfigText(read('docker/config/compose.yaml'), 'compose.yaml', {
+      MEMGATE_ADMIN_TOKEN: TEST_TOKEN,
+    });
+    const hostPorts = (list: readonly unknown[] | undefined): string[] =>
+      (list ?? []).map((p) => String(p).split(':').slice(0, -1).join(':'));
+    const published = (second?.ports ?? []).map(String);
+    // every listener and the admin port, each container port published once, the admin on loopback
+    for (const l of config.listen) expect(published.some((p) => p.endsWith(`:${l.port}`))).toBe(true);
+    expect(published.some((p) => p.startsWith('127.0.0.1:') && p.endsWith(`:${config.admin?.port}`))).toBe(true);
+    const first = new Set(hostPorts(memgate?.ports));
+    for (const h of hostPorts(second?.ports)) expect(first.has(h), `host port ${h} used twice`).toBe(false);
   });
 
   it('builds memgate from the repository root with docker/Dockerfile', () => {
@@ -323,7 +351,8 @@ describe('configs shipped in docker/config', () => {
     expect(config.upstream.servers).toEqual(['memcached:11211']);
     for (const l of config.listen) expect(l.host).toBe('0.0.0.0');
     expect(config.admin).toMatchObject({ host: '0.0.0.0', port: 9211, token: TEST_TOKEN });
-    expect(config.state.url).toMatch(/^file:\/var\/lib\/memgate\//);
+    // the two instances share generations and budgets through the redis service
+    expect(config.state.url).toBe('redis://redis:6379/0');
   });
 
   it('compose.yaml is refused without MEMGATE_ADMIN_TOKEN (admin on 0.0.0.0 needs a token)', () => {

@@ -37,6 +37,8 @@ export const Replies = {
   /** a multi-get naming more keys than the tenant's ops burst: it could never be admitted */
   OVER_BURST: r('SERVER_ERROR rate limited (more keys than the burst)'),
   BACKEND_FAILURE: r('SERVER_ERROR backend failure'),
+  /** flush_all while the shared state (Redis) cannot be reached: applied nowhere, the client may retry */
+  STATE_UNAVAILABLE: r('SERVER_ERROR state store unavailable'),
   TOO_MANY_KEYS: r('CLIENT_ERROR too many keys'),
   TOO_MANY_CONNECTIONS: r('ERROR Too many open connections'),
 } as const;

@@ -95,7 +95,7 @@ tenants:
     expect(run.code).toBe(0);
     expect(run.stdout).toBe(
       'config OK: 1 tenant, 1 listener\n' +
-        'note: tenant shop: maxKeysPerGet (100) exceeds its burst (50): a multi-get costs one token per key, so one of more than 50 keys is always refused (SERVER_ERROR rate limited (more keys than the burst)); raise limits.burst or lower limits.maxKeysPerGet to 50 to make that explicit (with serve --workers N, each worker holds a burst of ⌈burst / N⌉)\n',
+        'note: tenant shop: maxKeysPerGet (100) exceeds its burst (50): a multi-get costs one token per key, so one of more than 50 keys is always refused (SERVER_ERROR rate limited (more keys than the burst)); raise limits.burst or lower limits.maxKeysPerGet to 50 to make that explicit (with serve --workers N or several instances on Redis, the burst is one budget they share)\n',
     );
   });
 

@@ -42,7 +42,7 @@ describe('parseConfigText', () => {
       retryAfterMs: 1000,
       metaGets: true,
     });
-    expect(config.state).toEqual({ url: 'file:./memgate-state.json' });
+    expect(config.state).toEqual({ url: 'file:./memgate-state.json', keyPrefix: 'memgate:', sentinelName: 'mymaster' });
     expect(config.log).toEqual({ level: 'info' });
     expect(config.limits).toEqual({
       maxLineBytes: expect.any(Number),

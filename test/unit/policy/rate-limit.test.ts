@@ -252,7 +252,7 @@ describe('burstNotes (memgate check-config)', () => {
 
   it('says how a burst smaller than maxKeysPerGet refuses the larger multi-gets', () => {
     expect(burstNotes('shop', { opsPerSecond: 50, burst: 50, maxKeysPerGet: 100 }, global)).toEqual([
-      'tenant shop: maxKeysPerGet (100) exceeds its burst (50): a multi-get costs one token per key, so one of more than 50 keys is always refused (SERVER_ERROR rate limited (more keys than the burst)); raise limits.burst or lower limits.maxKeysPerGet to 50 to make that explicit (with serve --workers N, each worker holds a burst of ⌈burst / N⌉)',
+      'tenant shop: maxKeysPerGet (100) exceeds its burst (50): a multi-get costs one token per key, so one of more than 50 keys is always refused (SERVER_ERROR rate limited (more keys than the burst)); raise limits.burst or lower limits.maxKeysPerGet to 50 to make that explicit (with serve --workers N or several instances on Redis, the burst is one budget they share)',
     ]);
     expect(burstNotes('shop', { opsPerSecond: 50 }, global)[0]).toContain(
       'maxKeysPerGet (10000) exceeds its burst (50)',

@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ProxyError } from '../../../src/errors.js';
 import { FileStateStore } from '../../../src/state/file-store.js';
+import { RedisStateStore } from '../../../src/state/redis-store.js';
 import { isGeneration } from '../../../src/state/generation.js';
 import {
   StateCorruptError,
@@ -12,7 +13,6 @@ import {
   openStateStore,
   parseStateUrl,
   tenantStateProblem,
-  unsupportedStateUrl,
 } from '../../../src/state/store.js';
 
 describe('openStateStore', () => {
@@ -38,17 +38,11 @@ describe('openStateStore', () => {
     }
   });
 
-  it('refuses redis:// for now', () => {
-    expect(() => openStateStore('redis://127.0.0.1:6379/0', {})).toThrow(
-      'state.url redis://127.0.0.1:6379/0 is not supported yet (only file: URLs)',
-    );
-    expect(() => openStateStore('redis://:pw@h:6379/0', {})).toThrow(
-      expect.objectContaining({ code: 'ERR_STATE_UNSUPPORTED', message: expect.not.stringContaining('pw') }),
-    );
-    expect(unsupportedStateUrl('file:/x/state.json')).toBeNull();
-    expect(unsupportedStateUrl('rediss://u:pw@h:6380/1')?.message).toBe(
-      'state.url rediss://u:***@h:6380/1 is not supported yet (only file: URLs)',
-    );
+  it('opens redis:// and rediss:// as a RedisStateStore, without I/O and without the password in its name', () => {
+    const s = openStateStore({ url: 'redis://u:s3cret@127.0.0.1:1/0', keyPrefix: 'x:' }, {});
+    expect(s).toBeInstanceOf(RedisStateStore);
+    expect((s as RedisStateStore).where).toBe('redis://u:***@127.0.0.1:1/0');
+    expect((s as RedisStateStore).keyPrefix).toBe('x:');
     expect(parseStateUrl('rediss://h:6380/1')).toEqual({ kind: 'redis', url: 'rediss://h:6380/1' });
   });
 
