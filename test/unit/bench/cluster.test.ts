@@ -81,7 +81,11 @@ describe('cluster pair report', () => {
 
 describe('cluster configs', () => {
   it("puts every cluster server into memgate's default pool (ketama)", () => {
-    const config = parseConfigText(memgateConfig(11311, [21211, 21212, 21213], 'file:/tmp/x-state.json'), 'bench.yaml', {});
+    const config = parseConfigText(
+      memgateConfig(11311, [21211, 21212, 21213], 'file:/tmp/x-state.json'),
+      'bench.yaml',
+      {},
+    );
     const pool = compileTopology(config).pools.get('default');
     expect(pool?.distribution).toBe('ketama');
     expect(pool?.servers.map((s) => s.address)).toEqual(['127.0.0.1:21211', '127.0.0.1:21212', '127.0.0.1:21213']);
