@@ -3,7 +3,7 @@
  *
  *   GET  /metrics                 Prometheus metrics
  *   GET  /healthz                 200 while the process runs
- *   GET  /readyz                  200 when an upstream is reachable and state is loaded
+ *   GET  /readyz                  200 when every upstream pool has a server up; lists each server
  *   GET  /tenants                 tenants with mode, connections and generation age (never secrets)
  *   POST /tenants/:name/rotate    rotate the tenant's generation now   (bearer token)
  *   POST /reload                  re-read the config file and apply it  (bearer token)
@@ -24,6 +24,8 @@ export interface AdminTarget {
   /** re-reads and applies the config; on an invalid config the old one stays */
   reload(): Promise<{ ok: boolean; error?: string; closedConnections?: number }>;
   ready(): boolean | Promise<boolean>;
+  /** each upstream server, for the body of GET /readyz (absent: the body has no server list) */
+  upstream?(): readonly { readonly address: string; readonly pool: string; readonly up: boolean }[];
   /** Prometheus text, counters copied at scrape time */
   metrics(): Promise<string>;
   readonly metricsContentType: string;
@@ -33,6 +35,8 @@ export interface AdminTenantView {
   readonly name: string;
   readonly mode: string;
   readonly admin: boolean;
+  /** the upstream pool the tenant's requests go to */
+  readonly pool: string;
   readonly connections: number;
   readonly generationAgeMs: number | null;
   readonly pendingRotationInMs: number | null;
@@ -114,7 +118,9 @@ export class AdminServer {
     }
     if (method === 'GET' && path === '/readyz') {
       const ok = await this.target.ready();
-      return send(res, ok ? 200 : 503, { status: ok ? 'ready' : 'not ready' });
+      const servers = this.target.upstream?.().map((u) => ({ server: u.address, pool: u.pool, up: u.up }));
+      const body = { status: ok ? 'ready' : 'not ready', ...(servers === undefined ? {} : { servers }) };
+      return send(res, ok ? 200 : 503, body);
     }
     if (method === 'GET' && path === '/tenants') return send(res, 200, { tenants: await this.target.listTenants() });
     if (path === '/reload') {

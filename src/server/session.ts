@@ -3,7 +3,7 @@
  * out in request order.
  *
  *   socket 'data' ─▶ RequestParser ─▶ onRequest ─┬─▶ local reply (denial, stats, error)
- *                                                └─▶ UpstreamPool.send ─▶ onReply
+ *                                                └─▶ UpstreamLink.send ─▶ onReply
  *   flush(): write every filled slot from the head of the ReplyQueue
  *
  * Reading pauses while any pause reason is set (client not reading its
@@ -35,7 +35,8 @@ import type { Authenticator } from './auth.js';
 import type { ConnectionLimiter } from './conn-limits.js';
 import type { MemoryGuard, MemoryRelief } from './memory-guard.js';
 import { checkEnforcedKeys, checkNamespacedKeys } from '../policy/key-prefix.js';
-import type { UpstreamPool } from '../upstream/pool.js';
+import type { UpstreamCluster, UpstreamLink } from '../upstream/cluster.js';
+import { DEFAULT_POOL } from '../config/schema.js';
 import { WriteBatch } from '../upstream/write-batch.js';
 import { endAndRelease } from './close.js';
 import { isMultiGet, MultiGet, type MultiGetHost } from './multiget.js';
@@ -77,7 +78,8 @@ export interface SessionContext {
   readonly authenticator: Authenticator;
   /** auth settings, limits and pool are replaced by a config reload; sessions read them when needed */
   readonly auth: SessionAuthSettings;
-  readonly pool: UpstreamPool;
+  /** the upstream cluster new requests go to (a reload replaces it) */
+  readonly pool: UpstreamCluster;
   readonly logger: Logger;
   readonly limits: SessionLimits;
   /** memgate's own version, one word (`STAT memgate_version`) */
@@ -123,10 +125,12 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
   private parser: RequestParser | BinaryRequestParser;
   private protocolKnown: boolean;
   private readonly queue: ReplyQueue;
-  /** the upstream pool this session's requests go to; kept across a reload so its requests stay in order */
-  readonly pool: UpstreamPool;
-  /** the pool slot (socket) this session sends on; changes only while nothing is in flight (sendUpstream) */
-  private slot: number;
+  /**
+   * The tenant's pool in the upstream cluster; replaced (by a reload, or a
+   * tenant whose pool changed) only while nothing is in flight (upstreamLink()),
+   * so requests stay in order. Null until the first request is forwarded.
+   */
+  private link: UpstreamLink | null;
   private pauseReasons: number;
   private flushScheduled: boolean;
   private closed: boolean;
@@ -186,8 +190,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
     });
     if (tenant === null) this.boundInput(true);
     this.queue = new ReplyQueue();
-    this.pool = ctx.pool;
-    this.slot = this.pool.assign();
+    this.link = null;
     this.pauseReasons = 0;
     this.flushScheduled = false;
     this.closed = false;
@@ -247,9 +250,10 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
       this.ctx.memory.wait(this);
     }
     this.flush();
-    if (!this.closed && this.pool.isBlocked(this.slot)) {
+    const blocked = this.link?.blockedConnection() ?? null;
+    if (!this.closed && blocked !== null) {
       this.setPause(PauseReason.UPSTREAM_WRITE_BLOCKED);
-      this.pool.onDrain(this.slot, this.upstreamDrainBound);
+      blocked.onDrain(this.upstreamDrainBound);
     }
   }
 
@@ -475,23 +479,46 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
       this.multi.pump();
       return;
     }
-    this.routeIfIdle();
+    const link = this.upstreamLink();
     this.forwarded++;
-    this.pool.send(this.slot, req);
+    link.send(req);
   }
 
-  /** With nothing in flight, first moves off a broken socket (pool.route); order cannot be lost then. */
-  private routeIfIdle(): void {
-    if (this.forwarded === 0 && (this.multi === null || this.multi.keysInFlight === 0)) {
-      this.slot = this.pool.route(this.slot);
-    }
+  /**
+   * The link to send on: the current one, or, with nothing in flight, a new
+   * one when a reload replaced the cluster or the tenant's pool changed
+   * (order cannot be lost then).
+   */
+  private upstreamLink(): UpstreamLink {
+    const link = this.link;
+    const cluster = this.ctx.pool;
+    const pool = this.tenant?.policy.pool ?? DEFAULT_POOL;
+    if (link !== null && ((link.cluster === cluster && link.pool.name === pool) || link.hasInFlight)) return link;
+    const next = cluster.link(pool, this.id);
+    this.link = next;
+    return next;
+  }
+
+  /** The session sends on `cluster`, or has requests in flight there (a reload closes an old one when unused). */
+  usesUpstream(cluster: UpstreamCluster): boolean {
+    return this.link !== null && this.link.cluster === cluster && this.link.hasInFlight;
   }
 
   // ---- MultiGetHost ----
 
   sendUpstream(req: Request): void {
-    this.routeIfIdle();
-    this.pool.send(this.slot, req);
+    this.upstreamLink().send(req);
+  }
+
+  upstreamAnswered(req: Request): void {
+    this.link?.answered(req);
+  }
+
+  onBackendMiss(parent: Request): void {
+    const t = this.tenant;
+    if (t === null) return;
+    countOutcome(t.counters, parent.cmd, Outcome.BACKEND_MISS);
+    parent.outcomeCounted = true;
   }
 
   onMultiGetProgress(): void {
@@ -836,6 +863,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
 
   onReply(req: Request): void {
     this.forwarded--;
+    this.link?.answered(req);
     const bytes = req.reply === null ? 0 : partsBytes(req.reply);
     if (bytes > this.largestReplyBytes) this.largestReplyBytes = bytes;
     if (this.closed || this.flushScheduled) return;
@@ -858,7 +886,8 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
       if (counters !== undefined) account(counters, req, nowMs);
       if (req.reply === STATS_AT_FLUSH) {
         const t = this.tenant;
-        req.reply = t === null ? null : [tenantStatsReply(t, this.ctx.version, this.pool.serverVersion, batch.bytes)];
+        const version = (this.link?.pool ?? this.ctx.pool).serverVersion;
+        req.reply = t === null ? null : [tenantStatsReply(t, this.ctx.version, version, batch.bytes)];
       }
       const reply = req.binary !== null ? encodeBinaryReply(req) : isHidden(req) ? null : req.reply;
       if (reply !== null) {
@@ -983,7 +1012,10 @@ function account(c: TenantCounters, req: Request, nowMs: number): void {
     if (!req.outcomeCounted) countOutcome(c, req.cmd, Outcome.ERROR);
     return;
   }
-  countOutcome(c, req.cmd, s === ReplyStatus.MISS || s === ReplyStatus.NOT_FOUND ? Outcome.MISS : Outcome.OK);
+  // a multi-get with keys on a down server was counted as backend_miss (onBackendMiss)
+  if (!req.outcomeCounted) {
+    countOutcome(c, req.cmd, s === ReplyStatus.MISS || s === ReplyStatus.NOT_FOUND ? Outcome.MISS : Outcome.OK);
+  }
   switch (spec.klass) {
     case CommandClass.READ: {
       if (req.cmd === Cmd.ME) return;

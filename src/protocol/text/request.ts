@@ -121,6 +121,8 @@ export class Request {
   outcomeCounted: boolean;
   /** set by the encoder: a one-key get/gets went upstream as `mg`; its VA/EN reply is read back as VALUE/END */
   upstreamMeta: boolean;
+  /** index of the server (in its pool) the upstream cluster sent this request to; -1 when none */
+  upstreamServer: number;
 
   constructor() {
     this.cmd = 0;
@@ -151,6 +153,7 @@ export class Request {
     this.sentAtMs = 0;
     this.outcomeCounted = false;
     this.upstreamMeta = false;
+    this.upstreamServer = -1;
   }
 
   get keyCount(): number {
