@@ -1,0 +1,372 @@
+/**
+ * memgate in front of several real memcached processes (issue #11): keys
+ * placed by the ring (asked through buildRing, never assumed), multi-gets
+ * across servers, a killed server, pools per tenant, reload, admin fan-out.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfigText } from '../../src/config/load.js';
+import { buildRing } from '../../src/upstream/ring.js';
+import { serverSpec } from '../../src/upstream/topology.js';
+import { startProxy, type RunningProxy } from '../helpers/proxy.js';
+import { spawnMemcached, type MemcachedProcess } from '../helpers/spawn-memcached.js';
+import { TextClient } from '../helpers/text-client.js';
+
+/** Which of `servers` (addresses, in config order) the ring puts `key` on. */
+function placeOf(servers: readonly string[], key: string | Buffer): number {
+  const ring = buildRing(
+    servers.map((s) => serverSpec(s)),
+    'ketama',
+  );
+  const k = typeof key === 'string' ? Buffer.from(key, 'latin1') : key;
+  return ring.pick(k, 0, k.length);
+}
+
+/**
+ * `count` keys `${prefix}${i}` that the ring over `servers` puts on server
+ * `index` (and, with `also`, that the ring over `also.servers` puts on
+ * `also.index`: a key that stays where it is when a server leaves).
+ */
+function keysOn(
+  servers: readonly string[],
+  index: number,
+  count: number,
+  prefix: string,
+  also?: { servers: readonly string[]; index: number },
+): string[] {
+  const out: string[] = [];
+  for (let i = 0; out.length < count && i < 100_000; i++) {
+    const k = `${prefix}${i}`;
+    if (placeOf(servers, k) === index && (also === undefined || placeOf(also.servers, k) === also.index)) out.push(k);
+  }
+  if (out.length < count) throw new Error(`no ${count} keys on server ${index}`);
+  return out;
+}
+
+async function direct(mc: MemcachedProcess): Promise<TextClient> {
+  return TextClient.connect(mc.port);
+}
+
+async function getText(c: TextClient, keys: string): Promise<string> {
+  return c.request(`get ${keys}\r\n`);
+}
+
+async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function value(key: string, data: string, flags = 0): string {
+  return `VALUE ${key} ${flags} ${data.length}\r\n${data}\r\n`;
+}
+
+const TENANTS = `
+tenants:
+  ns: { prefix: "n1:" }
+  enf: { prefix: "e:", mode: enforce }
+  ops: { admin: true }
+`;
+
+function clusterYaml(servers: readonly string[], upstreamExtra = '', tenants = TENANTS): string {
+  return `
+listen:
+  - { host: 127.0.0.1, port: 0, tenant: ns }
+  - { host: 127.0.0.1, port: 0, tenant: enf }
+  - { host: 127.0.0.1, port: 0, tenant: ops }
+upstream:
+  servers: [ ${servers.map((s) => `"${s}"`).join(', ')} ]
+  connectTimeoutMs: 500
+  requestTimeoutMs: 3000
+  backoffMinMs: 20
+  backoffMaxMs: 200
+${upstreamExtra}
+state: { url: "\${STATE}" }
+${tenants}
+`;
+}
+
+describe('three memcached servers behind memgate', () => {
+  const mcs: MemcachedProcess[] = [];
+  let addrs: string[] = [];
+  let gate: RunningProxy;
+  let ns: TextClient;
+  let enf: TextClient;
+  let ops: TextClient;
+  let raw: TextClient[] = [];
+
+  beforeAll(async () => {
+    for (let i = 0; i < 3; i++) mcs.push(await spawnMemcached());
+    addrs = mcs.map((m) => m.address);
+    gate = await startProxy(clusterYaml(addrs), addrs[0] ?? '');
+    ns = await TextClient.connect(gate.port(0));
+    enf = await TextClient.connect(gate.port(1));
+    ops = await TextClient.connect(gate.port(2));
+    raw = await Promise.all(mcs.map(direct));
+  });
+
+  afterAll(async () => {
+    for (const c of [ns, enf, ops, ...raw]) c.close();
+    await gate.stop();
+    await Promise.all(mcs.map((m) => m.stop()));
+  });
+
+  it('stores an enforce tenant key unchanged on the server the ring names, and finds it again', async () => {
+    const keys = Array.from({ length: 60 }, (_, i) => `e:spread${i}`);
+    const used = new Set<number>();
+    for (const k of keys) expect(await enf.request(`set ${k} 3 0 ${k.length}\r\n${k}\r\n`)).toBe('STORED\r\n');
+    for (const k of keys) {
+      const at = placeOf(addrs, k);
+      used.add(at);
+      for (let s = 0; s < 3; s++) {
+        expect(await getText(raw[s] as TextClient, k)).toBe(s === at ? `${value(k, k, 3)}END\r\n` : 'END\r\n');
+      }
+      expect(await getText(enf, k)).toBe(`${value(k, k, 3)}END\r\n`);
+    }
+    expect(used.size).toBe(3);
+  });
+
+  it('reads keys an application wrote straight to the servers where the ring puts them (enforce and admin)', async () => {
+    for (const k of [...Array.from({ length: 30 }, (_, i) => `e:app${i}`), 'plain-admin-1', 'plain-admin-2']) {
+      const at = placeOf(addrs, k);
+      expect(await (raw[at] as TextClient).request(`set ${k} 0 0 2\r\nok\r\n`)).toBe('STORED\r\n');
+      const through = k.startsWith('e:') ? enf : ops;
+      expect(await getText(through, k)).toBe(`${value(k, 'ok')}END\r\n`);
+    }
+  });
+
+  it('stores an admin tenant key unchanged on the ring server', async () => {
+    for (let i = 0; i < 20; i++) {
+      const k = `adm${i}`;
+      expect(await ops.request(`set ${k} 0 0 1\r\nx\r\n`)).toBe('STORED\r\n');
+      expect(await getText(raw[placeOf(addrs, k)] as TextClient, k)).toBe(`${value(k, 'x')}END\r\n`);
+    }
+  });
+
+  it('places a namespace tenant key by its namespaced bytes, and finds every one again', async () => {
+    const nsBytes = gate.proxy.tenants.get('ns')?.ns;
+    if (nsBytes === undefined || nsBytes === null) throw new Error('no namespace');
+    const prefix = nsBytes.toString('latin1');
+    const used = new Set<number>();
+    for (let i = 0; i < 40; i++) {
+      const k = `item${i}`;
+      expect(await ns.request(`set ${k} 0 0 ${k.length}\r\n${k}\r\n`)).toBe('STORED\r\n');
+      const at = placeOf(addrs, prefix + k);
+      used.add(at);
+      expect(await getText(raw[at] as TextClient, prefix + k)).toBe(`${value(prefix + k, k)}END\r\n`);
+      expect(await getText(ns, k)).toBe(`${value(k, k)}END\r\n`);
+    }
+    expect(used.size).toBe(3);
+  });
+
+  it('answers a multi-get across the servers in key order, duplicates and misses included', async () => {
+    const on = [0, 1, 2].map((s) => keysOn(addrs, s, 3, 'e:mg'));
+    const all = [...(on[0] ?? []), ...(on[1] ?? []), ...(on[2] ?? [])];
+    for (const k of all) expect(await enf.request(`set ${k} 0 0 ${k.length}\r\n${k}\r\n`)).toBe('STORED\r\n');
+    // interleave servers, repeat keys, add misses
+    const ask = [on[2]?.[0], on[0]?.[0], on[1]?.[0], on[2]?.[0], 'e:none', on[0]?.[1], on[1]?.[2], on[0]?.[0]].map(
+      String,
+    );
+    const expected = ask.map((k) => (k === 'e:none' ? '' : value(k, k))).join('') + 'END\r\n';
+    expect(await getText(enf, ask.join(' '))).toBe(expected);
+    // gets: cas uniques come from each item's own server
+    const gets = await enf.request(`gets ${ask.join(' ')}\r\n`);
+    expect(gets.match(/^VALUE /gm)).toHaveLength(ask.length - 1);
+    expect(gets.endsWith('END\r\n')).toBe(true);
+  });
+
+  it("sums an admin's stats over the three servers; pid and version are the first server's", async () => {
+    const text = await ops.request('stats\r\n');
+    const stat = (t: string, name: string): string | undefined =>
+      new RegExp(`^STAT ${name} (\\S+)\\r$`, 'm').exec(t)?.[1];
+    const each = await Promise.all(raw.map((c) => c.request('stats\r\n')));
+    const items = each.map((t) => Number(stat(t, 'curr_items')));
+    expect(Number(stat(text, 'curr_items'))).toBe(items.reduce((a, b) => a + b, 0));
+    expect(Number(stat(text, 'limit_maxbytes'))).toBe(3 * Number(stat(each[0] ?? '', 'limit_maxbytes')));
+    expect(stat(text, 'pid')).toBe(stat(each[0] ?? '', 'pid'));
+    expect(stat(text, 'version')).toBe(stat(each[0] ?? '', 'version'));
+    expect(text.endsWith('END\r\n')).toBe(true);
+    // another stats group goes to the first server only
+    expect(await ops.request('stats settings\r\n')).toMatch(/^STAT maxbytes /);
+  });
+
+  it("clears all three servers with an admin's flush_all", async () => {
+    const keys = [0, 1, 2].map((s) => keysOn(addrs, s, 1, 'flushme')[0] ?? '');
+    for (const k of keys) expect(await ops.request(`set ${k} 0 0 1\r\nz\r\n`)).toBe('STORED\r\n');
+    for (let s = 0; s < 3; s++) expect(await getText(raw[s] as TextClient, keys[s] ?? '')).not.toBe('END\r\n');
+    expect(await ops.request('flush_all\r\n')).toBe('OK\r\n');
+    for (let s = 0; s < 3; s++) expect(await getText(raw[s] as TextClient, keys[s] ?? '')).toBe('END\r\n');
+    expect(await ops.request('flush_all noreply\r\n')).toBe('');
+  });
+});
+
+describe('a server that dies', () => {
+  const mcs: MemcachedProcess[] = [];
+  let addrs: string[] = [];
+
+  beforeAll(async () => {
+    for (let i = 0; i < 3; i++) mcs.push(await spawnMemcached());
+    addrs = mcs.map((m) => m.address);
+  });
+
+  afterAll(async () => {
+    await Promise.all(mcs.map((m) => m.stop()));
+  });
+
+  async function run(eject: boolean): Promise<void> {
+    const extra = `  failureLimit: 2\n  retryAfterMs: 300\n  ejectHosts: ${eject}`;
+    const gate = await startProxy(clusterYaml(addrs, extra), addrs[0] ?? '');
+    const c = await TextClient.connect(gate.port(1));
+    try {
+      const tag = eject ? 'ej' : 'ne';
+      const dead = keysOn(addrs, 1, 4, `e:${tag}d`);
+      // keys of the other two servers that the ring over those two alone also puts there (ejectHosts rebuilds it)
+      const two = [addrs[0] ?? '', addrs[2] ?? ''];
+      const alive = [
+        ...keysOn(addrs, 0, 3, `e:${tag}a`, { servers: two, index: 0 }),
+        ...keysOn(addrs, 2, 3, `e:${tag}b`, { servers: two, index: 1 }),
+      ];
+      for (const k of [...dead, ...alive]) expect(await c.request(`set ${k} 0 0 1\r\nv\r\n`)).toBe('STORED\r\n');
+      const mc1 = mcs[1] as MemcachedProcess;
+      await mc1.kill();
+      // once marked down (a few failures), its keys answer at once, well under requestTimeoutMs (3000)
+      await until(async () => (await c.request(`get ${dead[0]}\r\n`, 5000)) !== `${value(dead[0] ?? '', 'v')}END\r\n`);
+      await until(async () => (gate.proxy.pool.health().find((h) => h.address === addrs[1])?.down ?? false) === true);
+      const started = performance.now();
+      const got = await c.request(`get ${dead[1]}\r\n`);
+      const tookMs = performance.now() - started;
+      expect(tookMs).toBeLessThan(1500);
+      if (eject) {
+        // ejected: its keys now live elsewhere, and are misses until written again
+        expect(got).toBe('END\r\n');
+        expect(await c.request(`set ${dead[1]} 0 0 1\r\nw\r\n`)).toBe('STORED\r\n');
+        expect(await getText(c, dead[1] ?? '')).toBe(`${value(dead[1] ?? '', 'w')}END\r\n`);
+      } else {
+        expect(got).toBe('SERVER_ERROR backend failure\r\n');
+      }
+      // the other servers answer as before
+      for (const k of alive) expect(await getText(c, k)).toBe(`${value(k, 'v')}END\r\n`);
+      // a multi-get: the down server's keys are misses, the others found, in order
+      const mixed = [alive[0], dead[2], alive[3], dead[3]].map(String);
+      expect(await getText(c, mixed.join(' '))).toBe(
+        `${value(alive[0] ?? '', 'v')}${value(alive[3] ?? '', 'v')}END\r\n`,
+      );
+      const metrics = await gate.proxy.metrics.render();
+      // counted when a key was refused because its server is down (ejected, its keys went elsewhere)
+      if (!eject) expect(metrics).toMatch(/memgate_requests_total\{[^}]*outcome="backend_miss"[^}]*\} [1-9]/);
+      expect(metrics).toMatch(new RegExp(`memgate_upstream_up\\{server="${addrs[1]}"\\} 0`));
+      // back after a restart: a background probe (after retryAfterMs) brings it into use again
+      await mc1.restart();
+      await until(async () => (await c.request(`set ${dead[0]} 0 0 1\r\nn\r\n`)) === 'STORED\r\n');
+      await until(async () => gate.proxy.pool.health().every((h) => h.up));
+      expect(await c.request(`set ${dead[2]} 0 0 1\r\nr\r\n`)).toBe('STORED\r\n');
+      const back = await direct(mc1);
+      expect(await getText(back, dead[2] ?? '')).toBe(`${value(dead[2] ?? '', 'r')}END\r\n`);
+      back.close();
+    } finally {
+      c.close();
+      await gate.stop();
+    }
+  }
+
+  it('fails its keys fast, keeps the others answering, and uses it again after a restart', async () => {
+    await run(false);
+  }, 40_000);
+
+  it('with ejectHosts, moves its keys to the others until it is back', async () => {
+    await run(true);
+  }, 40_000);
+});
+
+describe('pools per tenant', () => {
+  it('never lets two tenants on different pools share a server', async () => {
+    const mcs = await Promise.all([spawnMemcached(), spawnMemcached(), spawnMemcached()]);
+    const [a0, a1, b0] = mcs.map((m) => m.address);
+    const gate = await startProxy(
+      `
+listen:
+  - { host: 127.0.0.1, port: 0, tenant: left }
+  - { host: 127.0.0.1, port: 0, tenant: right }
+upstream:
+  servers: [ "${a0}", "${a1}" ]
+  pools:
+    solo: { servers: [ "${b0}" ] }
+admin: { host: 127.0.0.1, port: 0 }
+state: { url: "\${STATE}" }
+tenants:
+  left: { prefix: "L:" }
+  right: { prefix: "R:", pool: solo }
+`,
+      a0 ?? '',
+    );
+    const left = await TextClient.connect(gate.port(0));
+    const right = await TextClient.connect(gate.port(1));
+    const raw = await Promise.all(mcs.map(direct));
+    try {
+      for (let i = 0; i < 30; i++) {
+        expect(await left.request(`set l${i} 0 0 1\r\nl\r\n`)).toBe('STORED\r\n');
+        expect(await right.request(`set r${i} 0 0 1\r\nr\r\n`)).toBe('STORED\r\n');
+      }
+      const items = await Promise.all(
+        raw.map(async (c) => Number(/^STAT curr_items (\d+)\r$/m.exec(await c.request('stats\r\n'))?.[1])),
+      );
+      expect((items[0] ?? 0) + (items[1] ?? 0)).toBe(30);
+      expect(items[2]).toBe(30);
+      // the items on the solo server are all the right tenant's (its namespace), none of the left's
+      const rightNs = gate.proxy.tenants.get('right')?.ns?.toString('latin1') ?? '';
+      const leftNs = gate.proxy.tenants.get('left')?.ns?.toString('latin1') ?? '';
+      for (let i = 0; i < 30; i++) {
+        expect(await getText(raw[2] as TextClient, `${rightNs}r${i}`)).toBe(`${value(`${rightNs}r${i}`, 'r')}END\r\n`);
+        expect(await getText(raw[2] as TextClient, `${leftNs}l${i}`)).toBe('END\r\n');
+      }
+      const tenants = (await fetchTenants(gate)).map((t) => [t.name, t.pool]);
+      expect(tenants).toEqual(
+        expect.arrayContaining([
+          ['left', 'default'],
+          ['right', 'solo'],
+        ]),
+      );
+    } finally {
+      for (const c of [left, right, ...raw]) c.close();
+      await gate.stop();
+      await Promise.all(mcs.map((m) => m.stop()));
+    }
+  });
+});
+
+async function fetchTenants(gate: RunningProxy): Promise<{ name: string; pool: string }[]> {
+  const a = gate.proxy.adminAddress();
+  if (a === null) throw new Error('no admin listener');
+  const res = await fetch(`http://127.0.0.1:${a.port}/tenants`);
+  return ((await res.json()) as { tenants: { name: string; pool: string }[] }).tenants;
+}
+
+describe('a config reload that adds a server', () => {
+  it('keeps an open client connection working, and its new keys reach the new server', async () => {
+    const mcs = await Promise.all([spawnMemcached(), spawnMemcached(), spawnMemcached()]);
+    const addrs = mcs.map((m) => m.address);
+    const two = addrs.slice(0, 2);
+    const gate = await startProxy(clusterYaml(two), addrs[0] ?? '');
+    const c = await TextClient.connect(gate.port(1));
+    const raw = await Promise.all(mcs.map(direct));
+    try {
+      expect(await c.request('set e:before 0 0 1\r\nb\r\n')).toBe('STORED\r\n');
+      const text = clusterYaml(addrs).replaceAll('${STATE}', `file:${gate.statePath}`);
+      const result = await gate.proxy.reload(parseConfigText(text, 'reload.yaml', {}));
+      expect(result.ok).toBe(true);
+      const onNew = keysOn(addrs, 2, 5, 'e:after');
+      for (const k of onNew) {
+        expect(await c.request(`set ${k} 0 0 1\r\na\r\n`)).toBe('STORED\r\n');
+        expect(await getText(raw[2] as TextClient, k)).toBe(`${value(k, 'a')}END\r\n`);
+        expect(await getText(c, k)).toBe(`${value(k, 'a')}END\r\n`);
+      }
+      expect(c.closed).toBe(false);
+      await until(() => gate.proxy.pool.health().length === 3 && gate.proxy.pool.isReady());
+    } finally {
+      for (const x of [c, ...raw]) x.close();
+      await gate.stop();
+      await Promise.all(mcs.map((m) => m.stop()));
+    }
+  });
+});
