@@ -176,6 +176,58 @@ describe('three memcached servers behind memgate', () => {
     expect(gets.endsWith('END\r\n')).toBe(true);
   });
 
+  it('keeps every set and the get of the same key in order in one pipeline spread over the servers', async () => {
+    const keys = [0, 1, 2].flatMap((s) => keysOn(addrs, s, 4, 'e:pipe'));
+    let send = '';
+    let expected = '';
+    for (let round = 0; round < 5; round++) {
+      for (const k of keys) {
+        const v = `${k}-${round}`;
+        send += `set ${k} 0 0 ${v.length}\r\n${v}\r\nget ${k}\r\n`;
+        expected += `STORED\r\n${value(k, v)}END\r\n`;
+      }
+    }
+    expect(await enf.request(send)).toBe(expected);
+  });
+
+  it('answers a binary GETKQ run across the servers in request order, misses silent, then the NOOP', async () => {
+    const keys = [0, 1, 2].flatMap((s) => keysOn(addrs, s, 2, 'e:bin'));
+    for (const k of keys) expect(await enf.request(`set ${k} 0 0 ${k.length}\r\n${k}\r\n`)).toBe('STORED\r\n');
+    const ask = [keys[4], 'e:binmiss', keys[0], keys[2], keys[5], keys[1], keys[3]].map(String);
+    const packet = (opcode: number, key: string, opaque: number): Buffer => {
+      const h = Buffer.alloc(24 + key.length);
+      h[0] = 0x80;
+      h[1] = opcode;
+      h.writeUInt16BE(key.length, 2);
+      h.writeUInt32BE(key.length, 8);
+      h.writeUInt32BE(opaque, 12);
+      h.write(key, 24, 'latin1');
+      return h;
+    };
+    const c = await TextClient.connect(gate.port(1));
+    try {
+      c.send(Buffer.concat([...ask.map((k, i) => packet(0x0d, k, i + 1)), packet(0x0a, '', 99)]));
+      const got: [number, string][] = [];
+      let buf = Buffer.alloc(0);
+      for (let n = 0; n < 50 && got[got.length - 1]?.[0] !== 99; n++) {
+        buf = Buffer.concat([buf, await c.readBytes(24)]);
+        while (buf.length >= 24 && buf.length >= 24 + buf.readUInt32BE(8)) {
+          const body = buf.readUInt32BE(8);
+          const keyLen = buf.readUInt16BE(2);
+          const extLen = buf[4] ?? 0;
+          got.push([buf.readUInt32BE(12), buf.toString('latin1', 24 + extLen, 24 + extLen + keyLen)]);
+          buf = buf.subarray(24 + body);
+        }
+      }
+      expect(got).toEqual([
+        ...ask.map((k, i): [number, string] => [i + 1, k]).filter(([, k]) => k !== 'e:binmiss'),
+        [99, ''],
+      ]);
+    } finally {
+      c.close();
+    }
+  });
+
   it("sums an admin's stats over the three servers; pid and version are the first server's", async () => {
     const text = await ops.request('stats\r\n');
     const stat = (t: string, name: string): string | undefined =>
@@ -279,6 +331,92 @@ describe('a server that dies', () => {
   }, 40_000);
 });
 
+describe('a server that hangs', () => {
+  it('delays only the requests that touch it; the other servers answer at once', async () => {
+    const mcs = await Promise.all([spawnMemcached(), spawnMemcached(), spawnMemcached()]);
+    const addrs = mcs.map((m) => m.address);
+    const gate = await startProxy(clusterYaml(addrs), addrs[0] ?? '');
+    const stuck = await TextClient.connect(gate.port(1));
+    const other = await TextClient.connect(gate.port(1));
+    try {
+      const hung = keysOn(addrs, 1, 1, 'e:hung')[0] ?? '';
+      const fine = [...keysOn(addrs, 0, 3, 'e:fine'), ...keysOn(addrs, 2, 3, 'e:fine')];
+      for (const k of fine) expect(await other.request(`set ${k} 0 0 1\r\nf\r\n`)).toBe('STORED\r\n');
+      await (mcs[1] as MemcachedProcess).pause();
+      // a pipeline of the hung server's key fills its connections' queues
+      for (let i = 0; i < 20; i++) stuck.send(`get ${hung}\r\n`);
+      for (const k of fine) {
+        const started = performance.now();
+        expect(await getText(other, k)).toBe(`${value(k, 'f')}END\r\n`);
+        // requestTimeoutMs is 3000: an answer that waited on the hung server would take that long
+        expect(performance.now() - started).toBeLessThan(1500);
+      }
+      (mcs[1] as MemcachedProcess).child.kill('SIGCONT');
+      // the hung server's own requests end (answered, or failed by the timeout), and the stream stays in sync
+      expect(await stuck.request('mn\r\n', 10_000)).toMatch(/MN\r\n$/);
+    } finally {
+      (mcs[1] as MemcachedProcess).child.kill('SIGCONT');
+      stuck.close();
+      other.close();
+      await gate.stop();
+      await Promise.all(mcs.map((m) => m.stop()));
+    }
+  }, 30_000);
+});
+
+describe('/readyz', () => {
+  it('lists every server and is ready only while every pool has one up', async () => {
+    const mcs = await Promise.all([spawnMemcached(), spawnMemcached()]);
+    const [a, b] = mcs.map((m) => m.address);
+    const gate = await startProxy(
+      `
+listen:
+  - { host: 127.0.0.1, port: 0, tenant: t }
+upstream:
+  servers: [ "${a}" ]
+  backoffMinMs: 20
+  backoffMaxMs: 100
+  failureLimit: 1
+  pools:
+    other: { servers: [ "${b}" ] }
+admin: { host: 127.0.0.1, port: 0 }
+state: { url: "\${STATE}" }
+tenants:
+  t: { prefix: "t:" }
+`,
+      a ?? '',
+    );
+    const readyz = async (): Promise<{
+      status: number;
+      body: { servers: { server: string; pool: string; up: boolean }[] };
+    }> => {
+      const res = await fetch(`http://127.0.0.1:${gate.proxy.adminAddress()?.port ?? 0}/readyz`);
+      return {
+        status: res.status,
+        body: (await res.json()) as { servers: { server: string; pool: string; up: boolean }[] },
+      };
+    };
+    try {
+      await until(async () => (await readyz()).status === 200);
+      expect((await readyz()).body.servers).toEqual([
+        { server: a, pool: 'default', up: true },
+        { server: b, pool: 'other', up: true },
+      ]);
+      await (mcs[1] as MemcachedProcess).kill();
+      await until(async () => (await readyz()).status === 503);
+      expect((await readyz()).body.servers).toEqual([
+        { server: a, pool: 'default', up: true },
+        { server: b, pool: 'other', up: false },
+      ]);
+      await (mcs[1] as MemcachedProcess).restart();
+      await until(async () => (await readyz()).status === 200);
+    } finally {
+      await gate.stop();
+      await Promise.all(mcs.map((m) => m.stop()));
+    }
+  }, 30_000);
+});
+
 describe('pools per tenant', () => {
   it('never lets two tenants on different pools share a server', async () => {
     const mcs = await Promise.all([spawnMemcached(), spawnMemcached(), spawnMemcached()]);
@@ -363,6 +501,10 @@ describe('a config reload that adds a server', () => {
       }
       expect(c.closed).toBe(false);
       await until(() => gate.proxy.pool.health().length === 3 && gate.proxy.pool.isReady());
+      // the old cluster closes once unused: memgate keeps connectionsPerServer (2) sockets to a server, not 4
+      const conns = async () =>
+        Number(/^STAT curr_connections (\d+)\r$/m.exec(await (raw[0] as TextClient).request('stats\r\n'))?.[1]);
+      await until(async () => (await conns()) <= 2 + 1 + 1, 10_000); // memgate's 2, this client, memcached's listener
     } finally {
       for (const x of [c, ...raw]) x.close();
       await gate.stop();
