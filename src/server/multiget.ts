@@ -28,6 +28,15 @@
  * or, when nothing of this get is in flight or held, one key at a time. The
  * upstream socket is always read; the bound is kept by not asking for more.
  *
+ * Servers: each key's request goes to the server its key maps to (the
+ * session's UpstreamLink), so the keys of different servers are in flight
+ * together and answer in any order; an answer finds its key by the key's
+ * offset in the line. A slow server delays the writing of its keys and of
+ * the keys after them (the reply is in client order), not the fetching of
+ * the others. A key whose server is marked down is answered as a miss at
+ * once (the get's outcome is then backend_miss); a key whose answer was
+ * lost (its connection broke) ends the reply with the error, as before.
+ *
  * While a MultiGet is not finished, the session forwards nothing after it (it
  * stays at the head of the session's waiting list): requests keep their order
  * on the upstream socket, and their replies are not held behind it.
