@@ -3,6 +3,11 @@
  * placed by the ring (asked through buildRing, never assumed), multi-gets
  * across servers, a killed server, pools per tenant, reload, admin fan-out.
  */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../src/config/load.js';
 import { buildRing } from '../../src/upstream/ring.js';
@@ -12,7 +17,10 @@ import { spawnMemcached, type MemcachedProcess } from '../helpers/spawn-memcache
 import { TextClient } from '../helpers/text-client.js';
 
 /** Which of `servers` (addresses, in config order) the ring puts `key` on. */
-function placeOf(servers: readonly string[], key: string | Buffer): number {
+/** A server as the config lists it: "host:port", or a unix socket. */
+type Server = string | { path: string; port: number; weight: number };
+
+function placeOf(servers: readonly Server[], key: string | Buffer): number {
   const ring = buildRing(
     servers.map((s) => serverSpec(s)),
     'ketama',
@@ -27,11 +35,11 @@ function placeOf(servers: readonly string[], key: string | Buffer): number {
  * `also.index`: a key that stays where it is when a server leaves).
  */
 function keysOn(
-  servers: readonly string[],
+  servers: readonly Server[],
   index: number,
   count: number,
   prefix: string,
-  also?: { servers: readonly string[]; index: number },
+  also?: { servers: readonly Server[]; index: number },
 ): string[] {
   const out: string[] = [];
   for (let i = 0; out.length < count && i < 100_000; i++) {
@@ -362,6 +370,50 @@ describe('a server that hangs', () => {
       await Promise.all(mcs.map((m) => m.stop()));
     }
   }, 30_000);
+});
+
+describe('a server on a unix socket', () => {
+  it('shares a pool with a TCP server; its keys are stored on it', async () => {
+    const sockDir = fs.mkdtempSync(path.join(os.tmpdir(), 'memgate-unix-'));
+    const sock = path.join(sockDir, 'mc.sock');
+    const args = ['-U', '0', '-s', sock, '-m', '16', ...(process.getuid?.() === 0 ? ['-u', 'root'] : [])];
+    const child = spawn(process.env.MEMCACHED_BIN ?? 'memcached', args, { stdio: 'ignore' });
+    const tcp = await spawnMemcached();
+    try {
+      await until(() => fs.existsSync(sock), 5000);
+      const servers: Server[] = [tcp.address, { path: sock, port: 0, weight: 1 }];
+      const gate = await startProxy(
+        clusterYaml([tcp.address]).replace(`[ "${tcp.address}" ]`, `[ "${tcp.address}", { path: "${sock}" } ]`),
+        tcp.address,
+      );
+      const c = await TextClient.connect(gate.port(1));
+      try {
+        const onUnix = keysOn(servers, 1, 5, 'e:unix');
+        for (const k of onUnix) expect(await c.request(`set ${k} 0 0 1\r\nu\r\n`)).toBe('STORED\r\n');
+        for (const k of onUnix) expect(await getText(c, k)).toBe(`${value(k, 'u')}END\r\n`);
+        const stats = await new Promise<string>((resolve, reject) => {
+          const s = net.connect({ path: sock }, () => s.write('stats\r\n'));
+          let text = '';
+          s.on('data', (d: Buffer) => {
+            text += d.toString('latin1');
+            if (text.endsWith('END\r\n')) {
+              s.destroy();
+              resolve(text);
+            }
+          });
+          s.on('error', reject);
+        });
+        expect(Number(/^STAT curr_items (\d+)\r$/m.exec(stats)?.[1])).toBe(5);
+        expect(gate.proxy.pool.health().map((h) => h.address)).toEqual([tcp.address, sock]);
+      } finally {
+        c.close();
+        await gate.stop();
+      }
+    } finally {
+      child.kill('SIGTERM');
+      await tcp.stop();
+    }
+  });
 });
 
 describe('/readyz', () => {
