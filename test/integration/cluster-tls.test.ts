@@ -162,6 +162,10 @@ describe('TLS to memcached', () => {
     try {
       // (not c.request(): its closing `version` goes to the same server and fails the same way)
       for (let i = 0; i < 3; i++) expect(await failed(c, 'set r:x 0 0 1\r\nx\r\n')).toBe(FAILURE);
+      // marked down once failureLimit (3) handshakes in a row failed: a multi-get on it is then all misses
+      const down = () => gate.proxy.pool.health().find((h) => h.pool === 'rogue')?.down === true;
+      for (let i = 0; i < 200 && !down(); i++) await new Promise((r) => setTimeout(r, 25));
+      expect(down()).toBe(true);
       expect(await failed(c, 'get r:x r:y\r\n')).toBe('END\r\n');
       const stats = await directTls(rogue, 'stats\r\n');
       expect(stat(stats, 'cmd_set')).toBe(0);
