@@ -3,75 +3,27 @@
  * A server whose certificate verifies is used; one whose certificate does not
  * (another CA), or that does not speak TLS at all, is never sent a request.
  */
-import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LOOPBACK_SAN, TestCerts } from '../helpers/certs.js';
 import { startProxy, type RunningProxy } from '../helpers/proxy.js';
+import { readToEnd } from '../helpers/read-to-end.js';
 import { spawnMemcached, type MemcachedProcess } from '../helpers/spawn-memcached.js';
 import { TextClient } from '../helpers/text-client.js';
 
-let dir: string;
-
-function openssl(...args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-/** A server certificate for 127.0.0.1 and localhost signed by CA `ca`. */
-function issueServer(name: string, ca: string): void {
-  openssl(
-    'req',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    `${name}.key`,
-    '-subj',
-    '/CN=localhost',
-    '-out',
-    `${name}.csr`,
-  );
-  fs.writeFileSync(path.join(dir, `${name}.ext`), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  openssl(
-    'x509',
-    '-req',
-    '-in',
-    `${name}.csr`,
-    '-CA',
-    `${ca}.pem`,
-    '-CAkey',
-    `${ca}.key`,
-    '-CAcreateserial',
-    '-days',
-    '2',
-    '-out',
-    `${name}.pem`,
-    '-extfile',
-    `${name}.ext`,
-  );
-}
+let certs: TestCerts;
 
 function tlsMemcached(cert: string): Promise<MemcachedProcess> {
-  const p = (f: string) => path.join(dir, f);
-  return spawnMemcached(['-Z', '-o', `ssl_chain_cert=${p(`${cert}.pem`)},ssl_key=${p(`${cert}.key`)}`]);
+  return spawnMemcached([
+    '-Z',
+    '-o',
+    `ssl_chain_cert=${certs.path(`${cert}.pem`)},ssl_key=${certs.path(`${cert}.key`)}`,
+  ]);
 }
 
 /** Sends `cmd` to a TLS memcached directly (certificate not checked: this is the test looking) and reads to END. */
 function directTls(mc: MemcachedProcess, cmd: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = tls.connect({ host: mc.host, port: mc.port, rejectUnauthorized: false }, () => s.write(cmd));
-    let text = '';
-    s.on('data', (d: Buffer) => {
-      text += d.toString('latin1');
-      if (text.endsWith('END\r\n')) {
-        s.destroy();
-        resolve(text);
-      }
-    });
-    s.on('error', reject);
-  });
+  return readToEnd((ready) => tls.connect({ host: mc.host, port: mc.port, rejectUnauthorized: false }, ready), cmd);
 }
 
 const stat = (text: string, name: string): number =>
@@ -91,30 +43,15 @@ let plain: MemcachedProcess;
 let gate: RunningProxy;
 
 beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'memgate-upstream-tls-'));
-  for (const ca of ['ca', 'rogue-ca']) {
-    openssl(
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      `${ca}.key`,
-      '-subj',
-      `/CN=${ca}`,
-      '-days',
-      '2',
-      '-out',
-      `${ca}.pem`,
-    );
-  }
-  issueServer('server', 'ca');
-  issueServer('rogue', 'rogue-ca');
+  certs = new TestCerts('memgate-upstream-tls-');
+  certs.ca('ca');
+  certs.ca('rogue-ca');
+  certs.issue('server', 'localhost', 'ca', LOOPBACK_SAN);
+  certs.issue('rogue', 'localhost', 'rogue-ca', LOOPBACK_SAN);
   good = await tlsMemcached('server');
   rogue = await tlsMemcached('rogue');
   plain = await spawnMemcached();
-  const ca = path.join(dir, 'ca.pem');
+  const ca = certs.path('ca.pem');
   gate = await startProxy(
     `
 listen:

@@ -14,6 +14,7 @@ import { buildRing } from '../../src/upstream/ring.js';
 import { serverSpec } from '../../src/upstream/topology.js';
 import { startProxy, type RunningProxy } from '../helpers/proxy.js';
 import { spawnMemcached, type MemcachedProcess } from '../helpers/spawn-memcached.js';
+import { readToEnd } from '../helpers/read-to-end.js';
 import { TextClient } from '../helpers/text-client.js';
 
 /** Which of `servers` (addresses, in config order) the ring puts `key` on. */
@@ -391,18 +392,7 @@ describe('a server on a unix socket', () => {
         const onUnix = keysOn(servers, 1, 5, 'e:unix');
         for (const k of onUnix) expect(await c.request(`set ${k} 0 0 1\r\nu\r\n`)).toBe('STORED\r\n');
         for (const k of onUnix) expect(await getText(c, k)).toBe(`${value(k, 'u')}END\r\n`);
-        const stats = await new Promise<string>((resolve, reject) => {
-          const s = net.connect({ path: sock }, () => s.write('stats\r\n'));
-          let text = '';
-          s.on('data', (d: Buffer) => {
-            text += d.toString('latin1');
-            if (text.endsWith('END\r\n')) {
-              s.destroy();
-              resolve(text);
-            }
-          });
-          s.on('error', reject);
-        });
+        const stats = await readToEnd((ready) => net.connect({ path: sock }, ready), 'stats\r\n');
         expect(Number(/^STAT curr_items (\d+)\r$/m.exec(stats)?.[1])).toBe(5);
         expect(gate.proxy.pool.health().map((h) => h.address)).toEqual([tcp.address, sock]);
       } finally {
