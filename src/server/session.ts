@@ -131,6 +131,8 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
    * so requests stay in order. Null until the first request is forwarded.
    */
   private link: UpstreamLink | null;
+  /** the tenant `link` was made for */
+  private linkTenant: TenantRuntime | null;
   private pauseReasons: number;
   private flushScheduled: boolean;
   private closed: boolean;
@@ -191,6 +193,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
     if (tenant === null) this.boundInput(true);
     this.queue = new ReplyQueue();
     this.link = null;
+    this.linkTenant = null;
     this.pauseReasons = 0;
     this.flushScheduled = false;
     this.closed = false;
@@ -492,10 +495,15 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
   private upstreamLink(): UpstreamLink {
     const link = this.link;
     const cluster = this.ctx.pool;
-    const pool = this.tenant?.policy.pool ?? DEFAULT_POOL;
-    if (link !== null && ((link.cluster === cluster && link.pool.name === pool) || link.hasInFlight)) return link;
+    const tenant = this.tenant;
+    const pool = tenant?.policy.pool ?? DEFAULT_POOL;
+    if (link !== null && link.cluster === cluster && link.pool.name === pool) return link;
+    // the same tenant waits for its requests in flight (a server may be in both); another tenant
+    // (a new SASL AUTH) never sends to the previous one's pool: their keyspaces are apart anyway
+    if (link !== null && link.hasInFlight && this.linkTenant === tenant) return link;
     const next = cluster.link(pool, this.id);
     this.link = next;
+    this.linkTenant = tenant;
     return next;
   }
 
@@ -511,7 +519,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
   }
 
   upstreamAnswered(req: Request): void {
-    this.link?.answered(req);
+    req.upstreamLink?.answered(req);
   }
 
   onBackendMiss(parent: Request): void {
@@ -863,7 +871,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
 
   onReply(req: Request): void {
     this.forwarded--;
-    this.link?.answered(req);
+    req.upstreamLink?.answered(req);
     const bytes = req.reply === null ? 0 : partsBytes(req.reply);
     if (bytes > this.largestReplyBytes) this.largestReplyBytes = bytes;
     if (this.closed || this.flushScheduled) return;

@@ -31,7 +31,7 @@ import type { Logger } from 'pino';
 import { UpstreamCounterSet, type UpstreamCounters } from '../admin/counters.js';
 import { DEFAULT_POOL } from '../config/schema.js';
 import { ErrorCode, ProxyError } from '../errors.js';
-import type { Request } from '../protocol/text/request.js';
+import type { Request, UpstreamSender } from '../protocol/text/request.js';
 import { upstreamKeyBytes } from '../protocol/text/upstream-key.js';
 import { Replies } from '../protocol/text/replies.js';
 import { failRequest, UpstreamConnection, type ConnectionHealth, type ConnectionTls } from './connection.js';
@@ -278,7 +278,7 @@ export class ServerPool {
  * One session's view of a pool: which connection of each server it is on and
  * how many of its requests are in flight there. Made by UpstreamCluster.link().
  */
-export class UpstreamLink {
+export class UpstreamLink implements UpstreamSender {
   readonly cluster: UpstreamCluster;
   readonly pool: ServerPool;
   /** per server: the connection this session sends on */
@@ -342,6 +342,7 @@ export class UpstreamLink {
       return;
     }
     req.upstreamServer = s;
+    req.upstreamLink = this;
     this.inFlightAt[s] = (this.inFlightAt[s] ?? 0) + 1;
     if (!this.touched.includes(conn)) this.touched.push(conn);
     conn.send(req);
@@ -350,8 +351,9 @@ export class UpstreamLink {
   /** `req` (sent by send/sendTo) has its reply: one less in flight on its server. */
   answered(req: Request): void {
     const s = req.upstreamServer;
-    if (s < 0) return;
+    if (s < 0 || req.upstreamLink !== this) return;
     req.upstreamServer = -1;
+    req.upstreamLink = null;
     const n = this.inFlightAt[s] ?? 0;
     if (n > 0) this.inFlightAt[s] = n - 1;
   }
