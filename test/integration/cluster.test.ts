@@ -10,12 +10,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../src/config/load.js';
+import { hashPassword } from '../../src/policy/password.js';
 import { buildRing } from '../../src/upstream/ring.js';
 import { serverSpec } from '../../src/upstream/topology.js';
 import { startProxy, type RunningProxy } from '../helpers/proxy.js';
 import { spawnMemcached, type MemcachedProcess } from '../helpers/spawn-memcached.js';
 import { readToEnd } from '../helpers/read-to-end.js';
 import { TextClient } from '../helpers/text-client.js';
+import { packet, storeExtras } from '../unit/protocol/binary/binary-fixtures.js';
 
 /** Which of `servers` (addresses, in config order) the ring puts `key` on. */
 /** A server as the config lists it: "host:port", or a unix socket. */
@@ -521,6 +523,61 @@ async function fetchTenants(gate: RunningProxy): Promise<{ name: string; pool: s
   const res = await fetch(`http://127.0.0.1:${a.port}/tenants`);
   return ((await res.json()) as { tenants: { name: string; pool: string }[] }).tenants;
 }
+
+describe('a connection that authenticates again as a tenant of another pool', () => {
+  it("sends the new tenant's requests to its own pool at once, even with the old tenant's still in flight", async () => {
+    const [ma, mb] = await Promise.all([spawnMemcached(), spawnMemcached()]);
+    if (ma === undefined || mb === undefined) throw new Error('no memcached');
+    const [ha, hb] = await Promise.all([hashPassword('a-secret'), hashPassword('b-secret')]);
+    const gate = await startProxy(
+      `
+listen:
+  - { host: 127.0.0.1, port: 0 }
+upstream:
+  servers: [ "${ma.address}" ]
+  requestTimeoutMs: 10000
+  pools:
+    bpool: { servers: [ "${mb.address}" ] }
+state: { url: "\${STATE}" }
+tenants:
+  ta: { prefix: "A:", password: "${ha}" }
+  tb: { prefix: "B:", password: "${hb}", pool: bpool }
+`,
+      ma.address,
+    );
+    const c = await TextClient.connect(gate.port(0));
+    const rawA = await direct(ma);
+    const rawB = await direct(mb);
+    const auth = (user: string, pass: string, opaque: number) =>
+      packet({ opcode: 0x21, key: 'PLAIN', value: `\0${user}\0${pass}`, opaque });
+    const set = (key: string, v: string, opaque: number) =>
+      packet({ opcode: 0x01, key, extras: storeExtras(0, 0), value: v, opaque });
+    try {
+      c.send(Buffer.concat([auth('ta', 'a-secret', 1), set('k', 'from-a', 2)]));
+      await c.readBytes(48, 10_000);
+      await ma.pause();
+      // the old tenant's get waits on its stopped server while the new tenant authenticates and writes
+      c.send(
+        Buffer.concat([
+          packet({ opcode: 0x00, key: 'k', opaque: 3 }),
+          auth('tb', 'b-secret', 4),
+          set('k', 'from-b', 5),
+        ]),
+      );
+      const bNs = () => gate.proxy.tenants.get('tb')?.ns?.toString('latin1') ?? '';
+      await until(async () => (await getText(rawB, `${bNs()}k`)).includes('from-b'), 10_000);
+      ma.child.kill('SIGCONT');
+      const aNs = gate.proxy.tenants.get('ta')?.ns?.toString('latin1') ?? '';
+      expect(await getText(rawA, `${aNs}k`)).toContain('from-a');
+      expect(await getText(rawA, `${bNs()}k`)).toBe('END\r\n');
+    } finally {
+      ma.child.kill('SIGCONT');
+      for (const x of [c, rawA, rawB]) x.close();
+      await gate.stop();
+      await Promise.all([ma.stop(), mb.stop()]);
+    }
+  }, 30_000);
+});
 
 describe('a config reload that adds a server', () => {
   it('keeps an open client connection working, and its new keys reach the new server', async () => {
