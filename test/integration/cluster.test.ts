@@ -579,8 +579,8 @@ tenants:
   }, 30_000);
 });
 
-describe('a config reload that adds a server', () => {
-  it('keeps an open client connection working, and its new keys reach the new server', async () => {
+describe('a config reload', () => {
+  it('adding a server keeps an open client connection working, and its new keys reach the new server', async () => {
     const mcs = await Promise.all([spawnMemcached(), spawnMemcached(), spawnMemcached()]);
     const addrs = mcs.map((m) => m.address);
     const two = addrs.slice(0, 2);
@@ -604,6 +604,39 @@ describe('a config reload that adds a server', () => {
       const conns = async () =>
         Number(/^STAT curr_connections (\d+)\r$/m.exec(await (raw[0] as TextClient).request('stats\r\n'))?.[1]);
       await until(async () => (await conns()) <= 2 + 1 + 1, 10_000); // memgate's 2, this client, memcached's listener
+    } finally {
+      for (const x of [c, ...raw]) x.close();
+      await gate.stop();
+      await Promise.all(mcs.map((m) => m.stop()));
+    }
+  });
+
+  it("moves a tenant whose pool changed to the new pool's servers, on the same connection", async () => {
+    const mcs = await Promise.all([spawnMemcached(), spawnMemcached()]);
+    const [a, b] = mcs.map((m) => m.address);
+    const yaml = (pool: string) => `
+listen:
+  - { host: 127.0.0.1, port: 0, tenant: enf }
+upstream:
+  servers: [ "${a}" ]
+  pools:
+    other: { servers: [ "${b}" ] }
+state: { url: "\${STATE}" }
+tenants:
+  enf: { prefix: "e:", mode: enforce, pool: ${pool} }
+`;
+    const gate = await startProxy(yaml('default'), a ?? '');
+    const c = await TextClient.connect(gate.port(0));
+    const raw = await Promise.all(mcs.map(direct));
+    try {
+      expect(await c.request('set e:one 0 0 1\r\n1\r\n')).toBe('STORED\r\n');
+      expect(await getText(raw[0] as TextClient, 'e:one')).toBe(`${value('e:one', '1')}END\r\n`);
+      const next = parseConfigText(yaml('other').replaceAll('${STATE}', `file:${gate.statePath}`), 'reload.yaml', {});
+      expect((await gate.proxy.reload(next)).ok).toBe(true);
+      expect(await c.request('set e:two 0 0 1\r\n2\r\n')).toBe('STORED\r\n');
+      expect(await getText(raw[1] as TextClient, 'e:two')).toBe(`${value('e:two', '2')}END\r\n`);
+      expect(await getText(raw[0] as TextClient, 'e:two')).toBe('END\r\n');
+      expect(c.closed).toBe(false);
     } finally {
       for (const x of [c, ...raw]) x.close();
       await gate.stop();
