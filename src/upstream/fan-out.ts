@@ -15,7 +15,8 @@
  *
  * NOTE: stats is summed only when every server answered; when one did not,
  * the reply is its error (a total over fewer servers would look right and
- * be wrong).
+ * be wrong). With `ejectHosts` a server marked down has left the pool: it is
+ * not asked (unless every server is down).
  */
 import { Cmd } from '../protocol/text/commands.js';
 import { ReplyStatus, Request, type ReplyOwner } from '../protocol/text/request.js';
@@ -185,19 +186,25 @@ export class FanOut implements ReplyOwner {
   private readonly parts: Request[];
   private left: number;
 
+  /** the servers asked, in pool order: every one, or with ejectHosts the ones not marked down (if any) */
+  private readonly targets: number[];
+
   constructor(parent: Request, link: UpstreamLink) {
     this.parent = parent;
     this.link = link;
     this.parts = [];
-    this.left = link.pool.servers.length;
+    const servers = link.pool.servers;
+    const live = link.pool.ejectHosts ? servers.filter((s) => !s.down).map((s) => s.index) : [];
+    this.targets = live.length > 0 ? live : servers.map((s) => s.index);
+    this.left = this.targets.length;
   }
 
   start(): void {
-    const n = this.link.pool.servers.length;
-    for (let s = 0; s < n; s++) this.parts.push(copyFor(this.parent, this));
-    for (let s = 0; s < n; s++) {
-      const part = this.parts[s];
-      if (part !== undefined) this.link.sendTo(s, part);
+    const targets = this.targets;
+    for (let i = 0; i < targets.length; i++) this.parts.push(copyFor(this.parent, this));
+    for (let i = 0; i < targets.length; i++) {
+      const part = this.parts[i];
+      if (part !== undefined) this.link.sendTo(targets[i] ?? 0, part);
     }
     // the request's latency counts from its first write
     this.parent.sentAtMs = this.parts[0]?.sentAtMs ?? 0;

@@ -178,3 +178,43 @@ describe('UpstreamCluster', () => {
     expect(() => cluster({ topology: { pools: withTls } })).toThrow(/pool "default": cannot read tls.ca/);
   });
 });
+
+describe('admin fan-out', () => {
+  const inFlightPerServer = (c: UpstreamCluster) =>
+    c.pool('default').servers.map((s) => s.conns.reduce((n, x) => n + x.inFlight, 0));
+
+  it('sends a plain stats to every server, and stats <group> to the first only', () => {
+    const c = cluster();
+    const link = c.link('default', 0);
+    link.send(buildRequest('stats', { owner: new RecordingOwner() }));
+    expect(inFlightPerServer(c)).toEqual([1, 1, 1]);
+    link.send(buildRequest('stats settings', { owner: new RecordingOwner() }));
+    expect(inFlightPerServer(c)).toEqual([2, 1, 1]);
+  });
+
+  it('answers the first error when a server is down, once every server has answered', async () => {
+    const c = cluster();
+    const server = c.pool('default').servers[1];
+    server?.onConnectionBroken();
+    server?.onConnectionBroken();
+    const owner = new RecordingOwner();
+    const req = buildRequest('flush_all', { owner });
+    c.link('default', 0).send(req);
+    expect(inFlightPerServer(c)).toEqual([1, 0, 1]);
+    expect(owner.replies).toHaveLength(0);
+    await c.close(); // the other two fail too
+    expect(owner.replies).toEqual([req]);
+    expect(req.reply?.[0]?.equals(Replies.BACKEND_FAILURE)).toBe(true);
+  });
+
+  it('with ejectHosts skips a server marked down', () => {
+    const c = cluster({ ejectHosts: true });
+    const server = c.pool('default').servers[1];
+    server?.onConnectionBroken();
+    server?.onConnectionBroken();
+    const owner = new RecordingOwner();
+    c.link('default', 0).send(buildRequest('stats', { owner }));
+    expect(inFlightPerServer(c)).toEqual([1, 0, 1]);
+    expect(owner.replies).toHaveLength(0);
+  });
+});
