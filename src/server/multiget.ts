@@ -64,8 +64,6 @@ const END_TAIL = Buffer.from('END\r\n', 'latin1');
 export interface MultiGetHost {
   /** sends one key's request upstream (to the server its key maps to) */
   sendUpstream(req: Request): void;
-  /** one key's request sent by sendUpstream has its answer (before the MultiGet reads it) */
-  upstreamAnswered(req: Request): void;
   /** the get is complete and some of its keys were misses because their server is marked down */
   onBackendMiss(parent: Request): void;
   /** a key's answer arrived: the session should flush (and pump) soon */
@@ -263,7 +261,7 @@ export class MultiGet implements ReplyOwner {
    * whose server is marked down (SERVER_DOWN) is a miss.
    */
   onReply(req: Request): void {
-    this.host.upstreamAnswered(req);
+    req.upstreamLink?.answered(req);
     this.inFlight--;
     const i = keyIndexAt(this.parent.keys, req.keys[0] ?? -1);
     const parts = req.reply;

@@ -127,8 +127,9 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
   private readonly queue: ReplyQueue;
   /**
    * The tenant's pool in the upstream cluster; replaced (by a reload, or a
-   * tenant whose pool changed) only while nothing is in flight (upstreamLink()),
-   * so requests stay in order. Null until the first request is forwarded.
+   * tenant whose pool changed) only while nothing is in flight, so requests
+   * stay in order, or at once when the connection is another tenant's now
+   * (upstreamLink()). Null until the first request is forwarded.
    */
   private link: UpstreamLink | null;
   /** the tenant `link` was made for */
@@ -518,10 +519,6 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
     this.upstreamLink().send(req);
   }
 
-  upstreamAnswered(req: Request): void {
-    req.upstreamLink?.answered(req);
-  }
-
   onBackendMiss(parent: Request): void {
     const t = this.tenant;
     if (t === null) return;
@@ -894,7 +891,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
       if (counters !== undefined) account(counters, req, nowMs);
       if (req.reply === STATS_AT_FLUSH) {
         const t = this.tenant;
-        const version = (this.link?.pool ?? this.ctx.pool).serverVersion;
+        const version = t === null ? null : this.ctx.pool.pool(t.policy.pool).serverVersion;
         req.reply = t === null ? null : [tenantStatsReply(t, this.ctx.version, version, batch.bytes)];
       }
       const reply = req.binary !== null ? encodeBinaryReply(req) : isHidden(req) ? null : req.reply;
