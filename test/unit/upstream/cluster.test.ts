@@ -218,3 +218,22 @@ describe('admin fan-out', () => {
     expect(owner.replies).toHaveLength(0);
   });
 });
+
+describe('logging of server state', () => {
+  it('logs going down and coming back once each, at warn', () => {
+    const lines: { level: number; msg: string }[] = [];
+    const logger = pino(
+      { level: 'info' },
+      { write: (t: string) => lines.push(JSON.parse(t) as { level: number; msg: string }) },
+    );
+    const c = cluster({ logger });
+    const server = c.pool('default').servers[0];
+    for (let i = 0; i < 6; i++) server?.onConnectionBroken();
+    server?.onConnectionAnswered();
+    server?.onConnectionAnswered();
+    expect(lines.map((l) => [l.level, l.msg])).toEqual([
+      [40, 'upstream server marked down'],
+      [40, 'upstream server back up'],
+    ]);
+  });
+});
