@@ -2,7 +2,7 @@
  * createProxy(config): the one entry used by cli.ts and by tests. It wires
  * the layers together and owns what spans them: start, reload, graceful stop.
  *
- *   listeners ─▶ sessions ─▶ upstream pool ─▶ memcached
+ *   listeners ─▶ sessions ─▶ upstream cluster (pools of servers) ─▶ memcached
  *        │           │
  *        └── tenant registry (policy + generations from the state store)
  *   admin HTTP: health, tenants, rotate, reload
@@ -23,8 +23,8 @@ import { ClientSession, type SessionContext } from './server/session.js';
 import { TenantRegistry, workerShare, type TenantRuntime } from './server/tenants.js';
 import { openStateStore, type StateStore } from './state/store.js';
 import { LeaseClient, type LeaseSource } from './state/leases.js';
-import { UpstreamPool } from './upstream/pool.js';
-import { serverSpec } from './upstream/topology.js';
+import { UpstreamCluster } from './upstream/cluster.js';
+import { compileTopology } from './upstream/topology.js';
 
 const require = createRequire(import.meta.url);
 const pkg = require('../package.json') as { version: string };
@@ -77,7 +77,8 @@ export interface Proxy {
   addresses(): { host: string; port: number }[];
   readonly tenants: TenantRegistry;
   readonly store: StateStore;
-  readonly pool: UpstreamPool;
+  /** the upstream cluster new requests go to */
+  readonly pool: UpstreamCluster;
   /** rotate a tenant's generation now (admin API, CLI) */
   rotate(tenant: string, source: string): Promise<void>;
   /** the admin HTTP address, when configured */
@@ -103,12 +104,14 @@ function listenerKey(spec: ListenerSpec): string {
   return JSON.stringify([spec.host, spec.port, spec.tenant ?? null, spec.tls ?? null]);
 }
 
-function newPool(config: Config, logger: Logger, counters: UpstreamCounterSet): UpstreamPool {
+function newPool(config: Config, logger: Logger, counters: UpstreamCounterSet): UpstreamCluster {
   const u = config.upstream;
-  return new UpstreamPool({
-    // NOTE: the default pool only, and UpstreamPool still uses its first server (issue #11 adds the cluster).
-    servers: u.servers.map((entry) => serverSpec(entry).address),
+  return new UpstreamCluster({
+    topology: compileTopology(config),
     connectionsPerServer: u.connectionsPerServer,
+    failureLimit: u.failureLimit,
+    ejectHosts: u.ejectHosts,
+    retryAfterMs: u.retryAfterMs,
     connectTimeoutMs: u.connectTimeoutMs,
     requestTimeoutMs: u.requestTimeoutMs,
     backoffMinMs: u.backoffMinMs,
@@ -125,7 +128,7 @@ class Memgate implements Proxy, SessionContext {
   private readonly opts: ProxyOptions;
   readonly logger: Logger;
   readonly version = MEMGATE_VERSION;
-  private currentPool: UpstreamPool;
+  private currentPool: UpstreamCluster;
   private registry: TenantRegistry | null = null;
   private readonly sessions = new Set<ClientSession>();
   private listeners: Listener[] = [];
@@ -200,7 +203,7 @@ class Memgate implements Proxy, SessionContext {
     return this.registry;
   }
 
-  get pool(): UpstreamPool {
+  get pool(): UpstreamCluster {
     return this.currentPool;
   }
 
@@ -233,8 +236,9 @@ class Memgate implements Proxy, SessionContext {
           reload: () => this.reloadFromSource('admin-api'),
           metrics: () => this.metrics.render(),
           metricsContentType: this.metrics.contentType,
-          ready: () => this.currentPool.health().some((h) => h.up),
+          ready: () => this.currentPool.isReady(),
           stateUp: () => this.store.up,
+          upstream: () => this.currentPool.health(),
         },
       );
       await this.admin.listen();
@@ -321,13 +325,17 @@ class Memgate implements Proxy, SessionContext {
     }
   }
 
-  /** New sessions use a new pool; sessions already open finish on the old one, which closes when they are gone. */
+  /**
+   * Requests go to a new cluster; a session moves to it when it has nothing
+   * in flight on the old one (ClientSession.upstreamLink), and the old one
+   * closes once no session has requests in flight there.
+   */
   private replacePool(next: Config): void {
     const old = this.currentPool;
     this.currentPool = newPool(next, this.logger, this.processCounters.upstream);
     this.currentPool.start();
     const timer = setInterval(() => {
-      for (const s of this.sessions) if (s.pool === old) return;
+      for (const s of this.sessions) if (s.usesUpstream(old)) return;
       clearInterval(timer);
       void old.close();
     }, 1000);
@@ -396,6 +404,7 @@ function listTenants(tenants: TenantRegistry, store: StateStore): AdminTenantVie
       name: t.policy.name,
       mode: t.policy.admin ? 'admin' : t.policy.mode,
       admin: t.policy.admin,
+      pool: t.policy.pool,
       connections: t.counters.currConnections,
       generationAgeMs: st === undefined ? null : now - st.rotatedAtMs,
       pendingRotationInMs: st?.pendingAtMs == null ? null : Math.max(0, st.pendingAtMs - now),

@@ -17,11 +17,20 @@ export const Outcome = {
   RATE_LIMITED: 3,
   /** ERROR, CLIENT_ERROR, SERVER_ERROR (backend failure, …) */
   ERROR: 4,
+  /** a multi-key get answered with some keys as misses because their server was marked down */
+  BACKEND_MISS: 5,
 } as const;
 export type Outcome = (typeof Outcome)[keyof typeof Outcome];
-export const OUTCOME_COUNT = 5;
+export const OUTCOME_COUNT = 6;
 /** Label values by `Outcome`. */
-export const OUTCOME_NAMES: readonly string[] = Object.freeze(['ok', 'miss', 'denied', 'rate_limited', 'error']);
+export const OUTCOME_NAMES: readonly string[] = Object.freeze([
+  'ok',
+  'miss',
+  'denied',
+  'rate_limited',
+  'error',
+  'backend_miss',
+]);
 
 /** Slots per command class, indexed by `CommandClass` value (0 unused). */
 export const CLASS_COUNT: number = Math.max(...Object.values(CommandClass)) + 1;

@@ -3,7 +3,7 @@
  *
  *   GET  /metrics                 Prometheus metrics
  *   GET  /healthz                 200 while the process runs
- *   GET  /readyz                  200 when an upstream is reachable and state is loaded
+ *   GET  /readyz                  200 when every upstream pool has a server up; lists each server
  *   GET  /tenants                 tenants with mode, connections and generation age (never secrets)
  *   POST /tenants/:name/rotate    rotate the tenant's generation now   (bearer token)
  *   POST /reload                  re-read the config file and apply it  (bearer token)
@@ -27,6 +27,8 @@ export interface AdminTarget {
   ready(): boolean | Promise<boolean>;
   /** false while the shared state (Redis) is unreachable: /readyz says "degraded" (still 200: it serves) */
   stateUp?(): boolean | Promise<boolean>;
+  /** each upstream server, for the body of GET /readyz (absent: the body has no server list) */
+  upstream?(): readonly { readonly address: string; readonly pool: string; readonly up: boolean }[];
   /** Prometheus text, counters copied at scrape time */
   metrics(): Promise<string>;
   readonly metricsContentType: string;
@@ -36,6 +38,8 @@ export interface AdminTenantView {
   readonly name: string;
   readonly mode: string;
   readonly admin: boolean;
+  /** the upstream pool the tenant's requests go to */
+  readonly pool: string;
   readonly connections: number;
   readonly generationAgeMs: number | null;
   readonly pendingRotationInMs: number | null;
@@ -118,8 +122,12 @@ export class AdminServer {
     if (method === 'GET' && path === '/readyz') {
       const ok = await this.target.ready();
       const stateUp = (await this.target.stateUp?.()) ?? true;
-      if (ok && !stateUp) return send(res, 200, { status: 'degraded', state: 'unreachable' });
-      const body = stateUp ? { status: ok ? 'ready' : 'not ready' } : { status: 'not ready', state: 'unreachable' };
+      const servers = this.target.upstream?.().map((u) => ({ server: u.address, pool: u.pool, up: u.up }));
+      const list = servers === undefined ? {} : { servers };
+      if (ok && !stateUp) return send(res, 200, { status: 'degraded', state: 'unreachable', ...list });
+      const body = stateUp
+        ? { status: ok ? 'ready' : 'not ready', ...list }
+        : { status: 'not ready', state: 'unreachable', ...list };
       return send(res, ok ? 200 : 503, body);
     }
     if (method === 'GET' && path === '/tenants') return send(res, 200, { tenants: await this.target.listTenants() });

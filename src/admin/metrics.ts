@@ -18,8 +18,8 @@
  *   memgate_client_connections{tenant}                      gauge    open client connections
  *   memgate_client_connections_opened_total{tenant}         counter
  *   memgate_rate_limited_total{tenant,budget}               counter  requests refused by a rate budget
- *   memgate_upstream_up{upstream}                           gauge    1 when a connection is up
- *   memgate_upstream_in_flight_requests{upstream}           gauge
+ *   memgate_upstream_up{server}                             gauge    1 when the server is not marked down and a connection is up
+ *   memgate_upstream_in_flight_requests{server}             gauge
  *   memgate_upstream_resets_total{server,reason}            counter  upstream connections reset (non-zero only)
  *   memgate_state_up                                        gauge    1 while the state store answers
  *   memgate_memory_watermark_reached                        gauge    1 while memory is above the watermark
@@ -50,7 +50,7 @@ import {
 export interface MetricsSource {
   /** live tenants (removed ones left out) and their counters */
   tenants(): Iterable<{ readonly name: string; readonly counters: TenantCounters }>;
-  /** `UpstreamPool.health()` */
+  /** `UpstreamCluster.health()`: one entry per server of every pool (a server in two pools appears twice) */
   upstream(): readonly { readonly address: string; readonly up: boolean; readonly inFlight: number }[];
   readonly process: ProcessCounters;
   /** 1 while the state store answers (the file store: always; a Redis store: while connected). Absent: 1 */
@@ -266,24 +266,29 @@ export function createMetrics(source: MetricsSource): Metrics {
 
   new Gauge({
     name: 'memgate_upstream_up',
-    help: '1 when at least one connection to the memcached server is up',
-    labelNames: ['upstream'] as const,
+    help: '1 when the memcached server is not marked down and at least one connection to it is up',
+    labelNames: ['server'] as const,
     registers: [registry],
     // `--workers N`: the primary aggregates its workers' registries; "up in some worker" keeps the 0/1 meaning
     aggregator: 'max',
-    collect(this: Gauge<'upstream'>) {
+    collect(this: Gauge<'server'>) {
       this.reset();
-      for (const u of source.upstream()) this.set({ upstream: u.address }, u.up ? 1 : 0);
+      // a server listed in two pools is up when it is up in either
+      const up = new Map<string, boolean>();
+      for (const u of source.upstream()) up.set(u.address, u.up || up.get(u.address) === true);
+      for (const [server, isUp] of up) this.set({ server }, isUp ? 1 : 0);
     },
   });
   new Gauge({
     name: 'memgate_upstream_in_flight_requests',
     help: 'Requests sent to the memcached server and awaiting its reply',
-    labelNames: ['upstream'] as const,
+    labelNames: ['server'] as const,
     registers: [registry],
-    collect(this: Gauge<'upstream'>) {
+    collect(this: Gauge<'server'>) {
       this.reset();
-      for (const u of source.upstream()) this.set({ upstream: u.address }, u.inFlight);
+      const inFlight = new Map<string, number>();
+      for (const u of source.upstream()) inFlight.set(u.address, u.inFlight + (inFlight.get(u.address) ?? 0));
+      for (const [server, n] of inFlight) this.set({ server }, n);
     },
   });
 

@@ -475,6 +475,7 @@ export class ClusterPrimary {
         name,
         mode: t.admin ? 'admin' : t.mode,
         admin: t.admin,
+        pool: t.pool,
         connections: statuses.reduce((n, s) => n + (s.connections[name] ?? 0), 0),
         generationAgeMs: st === undefined ? null : now - st.rotatedAtMs,
         pendingRotationInMs: st?.pendingAtMs == null ? null : Math.max(0, st.pendingAtMs - now),

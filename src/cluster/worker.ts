@@ -40,7 +40,7 @@ function statusOf(proxy: Proxy, started: boolean): WorkerStatus {
   const connections: Record<string, number> = {};
   if (!started) return { pid: process.pid, ready: false, connections };
   for (const t of proxy.tenants.all()) if (!t.removed) connections[t.policy.name] = t.counters.currConnections;
-  return { pid: process.pid, ready: proxy.pool.health().some((h) => h.up), connections };
+  return { pid: process.pid, ready: proxy.pool.isReady(), connections };
 }
 
 /** Runs this process as a worker until it is told to stop. Exits 1 when it cannot start. */

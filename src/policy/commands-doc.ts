@@ -80,6 +80,17 @@ export function renderCommandsDoc(): string {
   }
   lines.push(
     '',
+    '## Admin tenants on a pool of several servers',
+    '',
+    'A command with a key goes to the server the key maps to (`upstream.distribution`). Plain `stats` goes to every',
+    "server of the admin tenant's pool and the replies are merged: counters that add up (`curr_items`, `total_items`,",
+    '`bytes`, `limit_maxbytes`, `curr_connections`, `total_connections`, `cmd_*`, `*_hits`, `*_misses`, `evictions`, …)',
+    "are summed; every other line (`pid`, `uptime`, `time`, `version`, settings, `rusage_*`, …) is the first server's. When",
+    "a server does not answer, the reply is that server's error. `flush_all`, `cache_memlimit` and `verbosity` go to every",
+    'server: `OK` when every server said `OK`, else the first other reply (in server order). `stats <group>`, `version`',
+    'and the other keyless commands go to the first server not marked down. With `upstream.ejectHosts`, a server marked',
+    'down has left the pool: `stats` and `flush_all` skip it.',
+    '',
     '## Binary protocol',
     '',
     'Detected by the first byte of a connection (0x80), as memcached does. Every binary command is translated to',

@@ -38,6 +38,8 @@ export interface TenantPolicy {
   readonly networks: ((addr: string) => boolean) | null;
   readonly hasPassword: boolean;
   readonly limits: TenantLimits;
+  /** the upstream pool (a name under upstream.pools, or "default") this tenant's requests go to */
+  readonly pool: string;
 }
 
 /** What a connection may do once identified. */
@@ -154,6 +156,7 @@ function compileTenant(name: string, config: TenantConfig, cidrs: readonly Cidr[
     prefixes: Object.freeze(allowed),
     networks: cidrs === null ? null : createNetworkMatcher(cidrs),
     hasPassword: config.password !== undefined || config.credentials !== undefined,
+    pool: config.pool,
     limits: Object.freeze({
       opsPerSecond,
       burst: limits.burst ?? opsPerSecond,

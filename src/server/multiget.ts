@@ -28,6 +28,15 @@
  * or, when nothing of this get is in flight or held, one key at a time. The
  * upstream socket is always read; the bound is kept by not asking for more.
  *
+ * Servers: each key's request goes to the server its key maps to (the
+ * session's UpstreamLink), so the keys of different servers are in flight
+ * together and answer in any order; an answer finds its key by the key's
+ * offset in the line. A slow server delays the writing of its keys and of
+ * the keys after them (the reply is in client order), not the fetching of
+ * the others. A key whose server is marked down is answered as a miss at
+ * once (the get's outcome is then backend_miss); a key whose answer was
+ * lost (its connection broke) ends the reply with the error, as before.
+ *
  * While a MultiGet is not finished, the session forwards nothing after it (it
  * stays at the head of the session's waiting list): requests keep their order
  * on the upstream socket, and their replies are not held behind it.
@@ -39,6 +48,7 @@ import { partsBytes } from '../protocol/text/bytes.js';
 import { Cmd } from '../protocol/text/commands.js';
 import { Replies } from '../protocol/text/replies.js';
 import { ReplyStatus, Request, type ReplyOwner } from '../protocol/text/request.js';
+import { SERVER_DOWN } from '../upstream/cluster.js';
 
 /** A VALUE line's worst case on top of the value: name, 250-byte key, flags, length, cas, two CRLFs. */
 const VALUE_LINE_BYTES = 512;
@@ -52,8 +62,10 @@ const END_TAIL = Buffer.from('END\r\n', 'latin1');
 
 /** What a MultiGet needs of its session. */
 export interface MultiGetHost {
-  /** sends one key's request upstream (the session's slot) */
+  /** sends one key's request upstream (to the server its key maps to) */
   sendUpstream(req: Request): void;
+  /** the get is complete and some of its keys were misses because their server is marked down */
+  onBackendMiss(parent: Request): void;
   /** a key's answer arrived: the session should flush (and pump) soon */
   onMultiGetProgress(): void;
   /** bytes budget left for this session now (bound minus what it holds and expects), may be negative */
@@ -131,6 +143,20 @@ function withoutEnd(parts: Buffer[]): Buffer[] | null {
   return parts;
 }
 
+/** The key number whose start offset is `start` (keys are in line order), or -1. */
+function keyIndexAt(keys: readonly number[], start: number): number {
+  let lo = 0;
+  let hi = (keys.length >> 1) - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const at = keys[mid * 2] ?? 0;
+    if (at === start) return mid;
+    if (at < start) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
+
 export function isMultiGet(req: Request): boolean {
   const c = req.cmd;
   return req.keys.length > 2 && (c === Cmd.GET || c === Cmd.GETS || c === Cmd.GAT || c === Cmd.GATS);
@@ -151,11 +177,9 @@ export class MultiGet implements ReplyOwner {
   private sendPos: number;
   /** next client key to write */
   private writePos: number;
-  /** key indexes in the order sent; answers come back in that order (one upstream socket, FIFO) */
-  private readonly sentOrder: Int32Array;
-  private sentCount: number;
-  private answeredCount: number;
   private inFlight: number;
+  /** keys answered as misses because their server is marked down */
+  private backendMisses: number;
   /** bytes of answers arrived and not released (each distinct answer counted once) */
   private held: number;
   /** the first failure (an upstream error for one key): ends the reply in place of END */
@@ -184,10 +208,8 @@ export class MultiGet implements ReplyOwner {
     this.answers = new Array<Buffer[] | null>(n).fill(null);
     this.sendPos = 0;
     this.writePos = 0;
-    this.sentOrder = new Int32Array(n);
-    this.sentCount = 0;
-    this.answeredCount = 0;
     this.inFlight = 0;
+    this.backendMisses = 0;
     this.held = 0;
     this.failure = null;
     this.hits = 0;
@@ -226,7 +248,6 @@ export class MultiGet implements ReplyOwner {
       if (!mayAlways && this.host.replyBudgetLeft() < this.perKeyBytes) return;
       this.sendPos++;
       this.inFlight++;
-      this.sentOrder[this.sentCount++] = i;
       const r = keyRequest(this.parent, i, this);
       this.host.sendUpstream(r);
       // the get's latency counts from its first key's write
@@ -234,21 +255,31 @@ export class MultiGet implements ReplyOwner {
     }
   }
 
-  /** One key's answer (or its failure). */
+  /**
+   * One key's answer (or its failure). Keys on different servers answer in
+   * any order; the key's offset in the line says which one it is. A key
+   * whose server is marked down (SERVER_DOWN) is a miss.
+   */
   onReply(req: Request): void {
+    req.upstreamLink?.answered(req);
     this.inFlight--;
-    const i = this.sentOrder[this.answeredCount++] ?? -1;
+    const i = keyIndexAt(this.parent.keys, req.keys[0] ?? -1);
     const parts = req.reply;
     req.reply = null;
     if (this.failure !== null || this.parent.done) {
       this.host.onMultiGetProgress();
       return;
     }
-    // the answer must be for the key sent at this place (it always is: one socket answers in order)
-    const isOwnKey = i >= 0 && req.keys[0] === this.parent.keys[i * 2];
-    const answer = !isOwnKey || req.status === ReplyStatus.ERROR || parts === null ? null : withoutEnd(parts);
+    const serverDown = req.status === ReplyStatus.ERROR && parts !== null && parts[0] === SERVER_DOWN;
+    if (i >= 0 && serverDown) {
+      this.backendMisses++;
+      this.answers[i] = [];
+      this.host.onMultiGetProgress();
+      return;
+    }
+    const answer = i < 0 || req.status === ReplyStatus.ERROR || parts === null ? null : withoutEnd(parts);
     if (answer === null) {
-      const isErrorLine = isOwnKey && req.status === ReplyStatus.ERROR && parts !== null && parts.length > 0;
+      const isErrorLine = i >= 0 && req.status === ReplyStatus.ERROR && parts !== null && parts.length > 0;
       this.failure = isErrorLine ? Buffer.concat(parts) : Replies.BACKEND_FAILURE;
     } else {
       this.answers[i] = answer;
@@ -295,6 +326,7 @@ export class MultiGet implements ReplyOwner {
       return true;
     }
     if (this.writePos < n) return false;
+    if (this.backendMisses > 0) this.host.onBackendMiss(parent);
     this.finish(Replies.END, this.hits > 0 ? ReplyStatus.OK : ReplyStatus.MISS, out);
     return true;
   }

@@ -4,7 +4,7 @@
  *
  *   socket 'data' ─▶ RequestParser ─▶ onRequest ─▶ dispatch
  *       no tenant yet ─▶ AuthDialogue (auth-dialogue.ts)
- *       authorize() (policy/authorize.ts) ─┬─ FORWARD ─▶ UpstreamPool.send ─▶ onReply
+ *       authorize() (policy/authorize.ts) ─┬─ FORWARD ─▶ UpstreamLink.send ─▶ onReply
  *                                          ├─ LOCAL / DENY / LIMITED ─▶ LocalAnswers (local-answers.ts)
  *                                          └─ LIMITED, delay mode ─▶ held, dispatched again later
  *   flush(): write every filled slot from the head of the ReplyQueue
@@ -20,7 +20,7 @@
  * cluster work of issue #11 replaces; it is kept here unchanged until then.
  */
 import type net from 'node:net';
-import type { ProcessCounters } from '../admin/counters.js';
+import { countOutcome, Outcome, type ProcessCounters } from '../admin/counters.js';
 import type { Logger } from 'pino';
 import { partsBytes } from '../protocol/text/bytes.js';
 import { Replies } from '../protocol/text/replies.js';
@@ -36,7 +36,8 @@ import { AuthDialogue, type AuthHost } from './auth-dialogue.js';
 import type { Authenticator } from './auth.js';
 import type { ConnectionLimiter } from './conn-limits.js';
 import type { MemoryGuard, MemoryRelief } from './memory-guard.js';
-import type { UpstreamPool } from '../upstream/pool.js';
+import type { UpstreamCluster, UpstreamLink } from '../upstream/cluster.js';
+import { DEFAULT_POOL } from '../config/schema.js';
 import { WriteBatch } from '../upstream/write-batch.js';
 import { endAndRelease } from './close.js';
 import { answerOversizedSet, deleteInsteadOfOversizedSet } from './oversized-set.js';
@@ -80,7 +81,8 @@ export interface SessionContext {
   readonly authenticator: Authenticator;
   /** auth settings, limits and pool are replaced by a config reload; sessions read them when needed */
   readonly auth: SessionAuthSettings;
-  readonly pool: UpstreamPool;
+  /** the upstream cluster new requests go to (a reload replaces it) */
+  readonly pool: UpstreamCluster;
   readonly logger: Logger;
   readonly limits: SessionLimits;
   /** memgate's own version, one word (`STAT memgate_version`) */
@@ -122,10 +124,15 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
   private parser: RequestParser | BinaryRequestParser;
   private protocolKnown: boolean;
   private readonly queue: ReplyQueue;
-  /** the upstream pool this session's requests go to; kept across a reload so its requests stay in order */
-  readonly pool: UpstreamPool;
-  /** the pool slot (socket) this session sends on; changes only while nothing is in flight (sendUpstream) */
-  private slot: number;
+  /**
+   * The tenant's pool in the upstream cluster; replaced (by a reload, or a
+   * tenant whose pool changed) only while nothing is in flight, so requests
+   * stay in order, or at once when the connection is another tenant's now
+   * (upstreamLink()). Null until the first request is forwarded.
+   */
+  private link: UpstreamLink | null;
+  /** the tenant `link` was made for */
+  private linkTenant: TenantRuntime | null;
   private pauseReasons: number;
   private flushScheduled: boolean;
   private closed: boolean;
@@ -185,8 +192,8 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
     });
     if (tenant === null) this.boundInput(true);
     this.queue = new ReplyQueue();
-    this.pool = ctx.pool;
-    this.slot = this.pool.assign();
+    this.link = null;
+    this.linkTenant = null;
     this.pauseReasons = 0;
     this.flushScheduled = false;
     this.closed = false;
@@ -240,9 +247,10 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
       this.ctx.memory.wait(this);
     }
     this.flush();
-    if (!this.closed && this.pool.isBlocked(this.slot)) {
+    const blocked = this.link?.blockedConnection() ?? null;
+    if (!this.closed && blocked !== null) {
       this.setPause(PauseReason.UPSTREAM_WRITE_BLOCKED);
-      this.pool.onDrain(this.slot, this.upstreamDrainBound);
+      blocked.onDrain(this.upstreamDrainBound);
     }
   }
 
@@ -404,23 +412,47 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
       this.multi.pump();
       return;
     }
-    this.routeIfIdle();
+    const link = this.upstreamLink();
     this.forwarded++;
-    this.pool.send(this.slot, req);
+    link.send(req);
   }
 
-  /** With nothing in flight, first moves off a broken socket (pool.route); order cannot be lost then. */
-  private routeIfIdle(): void {
-    if (this.forwarded === 0 && (this.multi === null || this.multi.keysInFlight === 0)) {
-      this.slot = this.pool.route(this.slot);
-    }
+  /**
+   * The link to send on: the current one, or, with nothing in flight, a new
+   * one when a reload replaced the cluster or the tenant's pool changed
+   * (order cannot be lost then).
+   */
+  private upstreamLink(): UpstreamLink {
+    const link = this.link;
+    const cluster = this.ctx.pool;
+    const tenant = this.tenant;
+    const pool = tenant?.policy.pool ?? DEFAULT_POOL;
+    if (link !== null && link.cluster === cluster && link.pool.name === pool) return link;
+    // the same tenant waits for its requests in flight (a server may be in both); another tenant
+    // (a new SASL AUTH) never sends to the previous one's pool: their keyspaces are apart anyway
+    if (link !== null && link.hasInFlight && this.linkTenant === tenant) return link;
+    const next = cluster.link(pool, this.id);
+    this.link = next;
+    this.linkTenant = tenant;
+    return next;
+  }
+
+  /** The session sends on `cluster`, or has requests in flight there (a reload closes an old one when unused). */
+  usesUpstream(cluster: UpstreamCluster): boolean {
+    return this.link !== null && this.link.cluster === cluster && this.link.hasInFlight;
   }
 
   // ---- MultiGetHost ----
 
   sendUpstream(req: Request): void {
-    this.routeIfIdle();
-    this.pool.send(this.slot, req);
+    this.upstreamLink().send(req);
+  }
+
+  onBackendMiss(parent: Request): void {
+    const t = this.tenant;
+    if (t === null) return;
+    countOutcome(t.counters, parent.cmd, Outcome.BACKEND_MISS);
+    parent.outcomeCounted = true;
   }
 
   onMultiGetProgress(): void {
@@ -531,6 +563,7 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
 
   onReply(req: Request): void {
     this.forwarded--;
+    req.upstreamLink?.answered(req);
     if (req.oversizedSet) answerOversizedSet(req);
     const bytes = req.reply === null ? 0 : partsBytes(req.reply);
     if (bytes > this.largestReplyBytes) this.largestReplyBytes = bytes;
@@ -554,7 +587,8 @@ export class ClientSession implements RequestSink, ReplyOwner, MemoryRelief, Mul
       if (counters !== undefined) accountReply(counters, req, nowMs);
       if (req.reply === STATS_AT_FLUSH) {
         const t = this.tenant;
-        req.reply = t === null ? null : [tenantStatsReply(t, this.ctx.version, this.pool.serverVersion, batch.bytes)];
+        const version = t === null ? null : this.ctx.pool.pool(t.policy.pool).serverVersion;
+        req.reply = t === null ? null : [tenantStatsReply(t, this.ctx.version, version, batch.bytes)];
       }
       const reply = req.binary !== null ? encodeBinaryReply(req) : isReplyHidden(req) ? null : req.reply;
       if (reply !== null) {

@@ -100,7 +100,10 @@ export function accountReply(c: TenantCounters, req: Request, nowMs: number): vo
     if (!req.outcomeCounted) countOutcome(c, req.cmd, Outcome.ERROR);
     return;
   }
-  countOutcome(c, req.cmd, s === ReplyStatus.MISS || s === ReplyStatus.NOT_FOUND ? Outcome.MISS : Outcome.OK);
+  // a multi-get with keys on a down server was counted as backend_miss (session onBackendMiss)
+  if (!req.outcomeCounted) {
+    countOutcome(c, req.cmd, s === ReplyStatus.MISS || s === ReplyStatus.NOT_FOUND ? Outcome.MISS : Outcome.OK);
+  }
   switch (spec.klass) {
     case CommandClass.READ: {
       if (req.cmd !== Cmd.ME) countRead(c, req);

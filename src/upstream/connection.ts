@@ -30,6 +30,7 @@
  */
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { ResetReason, UpstreamCounters } from '../admin/counters.js';
 import { ErrorCode, UpstreamError, type UpstreamErrorCode } from '../errors.js';
@@ -89,9 +90,37 @@ export class Backoff {
 export const ConnState = { IDLE: 0, CONNECTING: 1, UP: 2, BACKOFF: 3, CLOSING: 4, CLOSED: 5 } as const;
 export type ConnState = (typeof ConnState)[keyof typeof ConnState];
 
+/**
+ * How a connection tells its server (cluster.ts) that it failed or answered,
+ * so that `failureLimit` failures in a row mark the server down.
+ */
+export interface ConnectionHealth {
+  /** the connection broke (not by close()); `code` says how */
+  onConnectionBroken(code: UpstreamErrorCode): void;
+  /** the first reply since the connection was (re)made: the server answers */
+  onConnectionAnswered(): void;
+  /** the least delay before the next reconnect (retryAfterMs while the server is marked down), else 0 */
+  readonly retryDelayMs: number;
+}
+
+/** TLS to memcached (-Z): the server certificate is always verified. */
+export interface ConnectionTls {
+  readonly ca?: Buffer | undefined;
+  readonly cert?: Buffer | undefined;
+  readonly key?: Buffer | undefined;
+  /** the name the certificate must carry; absent: the host (an IP address is matched against the IP SANs) */
+  readonly servername?: string | undefined;
+}
+
 export interface ConnectionOptions {
   readonly host: string;
   readonly port: number;
+  /** a unix socket path instead of host:port */
+  readonly path?: string | null;
+  /** how the server is shown in logs and metrics (default host:port) */
+  readonly address?: string;
+  readonly tls?: ConnectionTls | null;
+  readonly health?: ConnectionHealth;
   readonly connectTimeoutMs: number;
   readonly requestTimeoutMs: number;
   readonly backoffMinMs: number;
@@ -149,6 +178,19 @@ const RESET_REASON_BY_CODE: Partial<Record<UpstreamErrorCode, ResetReason>> = {
   [ErrorCode.UPSTREAM_CONNECT]: ResetReason.CONNECT_FAILED,
   [ErrorCode.UPSTREAM_SOCKET]: ResetReason.SOCKET_ERROR,
 };
+
+/**
+ * What counts towards marking a server down: it did not connect, did not
+ * answer in time, or dropped the connection. A desync or a refused storage
+ * request can follow from what a client sent, and a client must never be
+ * able to take a shared server out of service.
+ */
+const FAILURE_CODES: ReadonlySet<UpstreamErrorCode> = new Set<UpstreamErrorCode>([
+  ErrorCode.UPSTREAM_CONNECT,
+  ErrorCode.UPSTREAM_TIMEOUT,
+  ErrorCode.UPSTREAM_CLOSED,
+  ErrorCode.UPSTREAM_SOCKET,
+]);
 
 const UPPER_C = 0x43; // 'C' of CLIENT_ERROR
 const UPPER_E = 0x45; // 'E' of ERROR
@@ -234,7 +276,7 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
 
   constructor(opts: ConnectionOptions) {
     this.opts = opts;
-    this.address = `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${opts.port}`;
+    this.address = opts.address ?? `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${opts.port}`;
     this.log = opts.logger;
     this.parser = new ResponseParser(this);
     this.backoff = new Backoff(opts.backoffMinMs, opts.backoffMaxMs);
@@ -401,6 +443,7 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
       // a connection that answers has proved itself: the next failure starts from the minimum delay
       this.repliedSinceConnect = true;
       this.backoff.reset();
+      this.opts.health?.onConnectionAnswered();
     }
     if (this.state === ConnState.CLOSING && this.head === this.fifo.length) this.finishClose();
     else if (answered !== undefined && isRefusedStorage(answered)) {
@@ -496,11 +539,12 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
   private connect(): void {
     this.state = ConnState.CONNECTING;
     this.repliedSinceConnect = false;
-    const sock = net.connect({ host: this.opts.host, port: this.opts.port, noDelay: true, keepAlive: true });
+    const sock = this.openSocket();
     this.socket = sock;
     this.connectTimer = setTimeout(connectTimeoutTick, this.opts.connectTimeoutMs, this);
     this.connectTimer.unref();
-    sock.on('connect', () => {
+    // over TLS nothing is written before the handshake has verified the server's certificate
+    sock.on(this.opts.tls == null ? 'connect' : 'secureConnect', () => {
       if (sock === this.socket) this.onConnect(sock);
     });
     sock.on('data', (chunk: Buffer) => {
@@ -523,12 +567,33 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
     });
   }
 
+  private openSocket(): net.Socket {
+    const o = this.opts;
+    const t = o.tls;
+    if (t == null) {
+      if (o.path != null) return net.connect({ path: o.path });
+      return net.connect({ host: o.host, port: o.port, noDelay: true, keepAlive: true });
+    }
+    // servername: SNI and the name checked; left out for an IP address, which is matched against the IP SANs
+    const servername = t.servername ?? (net.isIP(o.host) === 0 ? o.host : undefined);
+    return tls.connect({
+      ...(o.path != null ? { path: o.path } : { host: o.host, port: o.port }),
+      ca: t.ca,
+      cert: t.cert,
+      key: t.key,
+      servername,
+      rejectUnauthorized: true,
+    });
+  }
+
   private onConnect(sock: net.Socket): void {
     this.clearTimer('connectTimer');
     this.state = ConnState.UP;
     this.upSinceMs = performance.now();
-    sock.setNoDelay(true);
-    sock.setKeepAlive(true, 30_000);
+    if (this.opts.path == null) {
+      sock.setNoDelay(true);
+      sock.setKeepAlive(true, 30_000);
+    }
     if (this.downLogged) {
       this.log.warn('upstream connection restored');
       this.downLogged = false;
@@ -570,7 +635,9 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
       return;
     }
     this.state = ConnState.BACKOFF;
-    const delayMs = this.backoff.next();
+    const health = this.opts.health;
+    if (health !== undefined && FAILURE_CODES.has(code)) health.onConnectionBroken(code);
+    const delayMs = Math.max(this.backoff.next(), health?.retryDelayMs ?? 0);
     this.reconnectTimer = setTimeout(reconnectTick, delayMs, this);
     this.reconnectTimer.unref();
     const failed = this.inFlight;

@@ -2,13 +2,12 @@
  * TLS listeners: certificates made with openssl in the test; a verified client
  * certificate identifies its tenant (mTLS); a client without one is refused.
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../src/policy/password.js';
+import { LOOPBACK_SAN, TestCerts } from '../helpers/certs.js';
 import { spawnMemcached, type MemcachedProcess } from '../helpers/spawn-memcached.js';
 import { startProxy, type RunningProxy } from '../helpers/proxy.js';
 import { TextClient } from '../helpers/text-client.js';
@@ -19,73 +18,21 @@ let gate: RunningProxy;
 let quick: RunningProxy;
 let dir: string;
 
-function openssl(...args: string[]): string {
-  return execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
-}
-
-/** A key and a certificate signed by the test CA. */
-function issue(name: string, cn: string, ext?: string): void {
-  openssl(
-    'req',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    `${name}.key`,
-    '-subj',
-    `/CN=${cn}`,
-    '-out',
-    `${name}.csr`,
-  );
-  const extArgs: string[] = [];
-  if (ext !== undefined) {
-    fs.writeFileSync(path.join(dir, `${name}.ext`), ext);
-    extArgs.push('-extfile', `${name}.ext`);
-  }
-  openssl(
-    'x509',
-    '-req',
-    '-in',
-    `${name}.csr`,
-    '-CA',
-    'ca.pem',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-days',
-    '2',
-    '-out',
-    `${name}.pem`,
-    ...extArgs,
-  );
-}
+let certs: TestCerts;
 
 function fingerprint(name: string): string {
-  return openssl('x509', '-noout', '-fingerprint', '-sha256', '-in', `${name}.pem`).trim().replace(/^.*=/, '');
+  return certs.openssl('x509', '-noout', '-fingerprint', '-sha256', '-in', `${name}.pem`).trim().replace(/^.*=/, '');
 }
 
 beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'memgate-tls-'));
-  openssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    'ca.key',
-    '-subj',
-    '/CN=memgate test CA',
-    '-days',
-    '2',
-    '-out',
-    'ca.pem',
-  );
-  issue('server', 'localhost', 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  issue('shop', 'shop-client');
-  issue('blog', 'blog-client');
-  issue('stranger', 'stranger');
-  issue('netcert', 'netcert-client');
+  certs = new TestCerts('memgate-tls-');
+  dir = certs.dir;
+  certs.ca('ca', 'memgate test CA');
+  certs.issue('server', 'localhost', 'ca', LOOPBACK_SAN);
+  certs.issue('shop', 'shop-client', 'ca');
+  certs.issue('blog', 'blog-client', 'ca');
+  certs.issue('stranger', 'stranger', 'ca');
+  certs.issue('netcert', 'netcert-client', 'ca');
   mc = await spawnMemcached();
   const hash = await hashPassword('cart-secret');
   const f = (n: string): string => path.join(dir, n);

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ResetReason } from '../../src/admin/counters.js';
 import { Replies } from '../../src/protocol/text/replies.js';
 import type { Request } from '../../src/protocol/text/request.js';
-import { UpstreamPool } from '../../src/upstream/pool.js';
+import { UpstreamPool } from '../helpers/upstream-pool.js';
 import { startProxy, type RunningProxy } from '../helpers/proxy.js';
 import { spawnMemcached, type MemcachedProcess } from '../helpers/spawn-memcached.js';
 import { TextClient } from '../helpers/text-client.js';
@@ -123,7 +123,7 @@ describe('a broken upstream socket', () => {
     for (const c of clients) expect(await c.request('set k 0 0 1\r\nx\r\n')).toBe('STORED\r\n');
     await until(() => p.proxy.pool.health().every((h) => h.up));
     r.cut(0);
-    await until(() => p.proxy.pool.counters.resetsTotal === 1);
+    await until(() => p.proxy.pool.pool('default').servers[0]?.counters.resetsTotal === 1);
     let failed = 0;
     let ok = 0;
     for (let round = 0; round < 20; round++) {

@@ -264,7 +264,7 @@ describe('memgate serve --workers 2', () => {
     expect(series(after, sets) - series(before, sets)).toBe(10);
     expect(series(after, gets) - series(before, gets)).toBe(10);
     expect(series(after, opened) - series(before, opened)).toBe(10);
-    expect(series(after, 'memgate_upstream_up{upstream="' + mc.address + '"}')).toBe(1);
+    expect(series(after, 'memgate_upstream_up{server="' + mc.address + '"}')).toBe(1);
     expect(series(after, 'memgate_rotations_total') - series(before, 'memgate_rotations_total')).toBe(3);
   });
 

@@ -58,6 +58,11 @@ export interface BinaryInfo {
   readonly returnKey: boolean;
 }
 
+/** What sent a request upstream and counts it in flight until answered (src/upstream/cluster.ts UpstreamLink). */
+export interface UpstreamSender {
+  answered(req: Request): void;
+}
+
 /** Told when a forwarded request has its reply (or its failure). */
 export interface ReplyOwner {
   onReply(req: Request): void;
@@ -123,6 +128,10 @@ export class Request {
   upstreamMeta: boolean;
   /** a SET refused as too large, sent upstream as a delete of its key (server/oversized-set.ts) */
   oversizedSet: boolean;
+  /** index of the server (in its pool) the upstream cluster sent this request to; -1 when none */
+  upstreamServer: number;
+  /** who sent it there and counts it in flight (the session's link to the cluster); told when it is answered */
+  upstreamLink: UpstreamSender | null;
 
   constructor() {
     this.cmd = 0;
@@ -154,6 +163,8 @@ export class Request {
     this.outcomeCounted = false;
     this.upstreamMeta = false;
     this.oversizedSet = false;
+    this.upstreamServer = -1;
+    this.upstreamLink = null;
   }
 
   get keyCount(): number {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  OUTCOME_COUNT,
   Outcome,
   ProcessCounters,
   TenantCounters,
@@ -184,9 +185,9 @@ describe('createMetrics', () => {
     f.source.process.reloads = 1;
     f.source.process.connectionsAccepted = 40;
     let { samples } = parseExposition(await m.render());
-    expect(value(samples, 'memgate_upstream_up', { upstream: '10.0.0.1:11211' })).toBe(1);
-    expect(value(samples, 'memgate_upstream_up', { upstream: '10.0.0.2:11211' })).toBe(0);
-    expect(value(samples, 'memgate_upstream_in_flight_requests', { upstream: '10.0.0.1:11211' })).toBe(3);
+    expect(value(samples, 'memgate_upstream_up', { server: '10.0.0.1:11211' })).toBe(1);
+    expect(value(samples, 'memgate_upstream_up', { server: '10.0.0.2:11211' })).toBe(0);
+    expect(value(samples, 'memgate_upstream_in_flight_requests', { server: '10.0.0.1:11211' })).toBe(3);
     expect(value(samples, 'memgate_rotations_total')).toBe(2);
     expect(value(samples, 'memgate_auth_failures_total')).toBe(5);
     expect(value(samples, 'memgate_reloads_total')).toBe(1);
@@ -198,7 +199,7 @@ describe('createMetrics', () => {
     if (first !== undefined) first.up = false;
     ({ samples } = parseExposition(await m.render()));
     expect(value(samples, 'memgate_rotations_total')).toBe(3);
-    expect(value(samples, 'memgate_upstream_up', { upstream: '10.0.0.1:11211' })).toBe(0);
+    expect(value(samples, 'memgate_upstream_up', { server: '10.0.0.1:11211' })).toBe(0);
   });
 
   it('exports upstream resets by server and reason, copied at scrape time, non-zero series only', async () => {
@@ -263,7 +264,7 @@ describe('counters helpers', () => {
   it('countOutcome indexes cmd × OUTCOME_COUNT + outcome', () => {
     const c = new TenantCounters();
     countOutcome(c, Cmd.DELETE, Outcome.ERROR);
-    expect(c.outcomes[Cmd.DELETE * 5 + Outcome.ERROR]).toBe(1);
+    expect(c.outcomes[Cmd.DELETE * OUTCOME_COUNT + Outcome.ERROR]).toBe(1);
   });
 
   it('observeLatencyUs sums microseconds per class', () => {

