@@ -33,6 +33,7 @@ import type { Logger } from 'pino';
 import { StateError } from '../errors.js';
 import { newGeneration } from './generation.js';
 import type { BudgetKind, LeaseGrant, LeaseRequest, LeaseSource } from './leases.js';
+import { GuardedConnector } from './redis-connector.js';
 import { BUDGET_SCRIPTS, READ_TENANTS, TENANT_SCRIPTS } from './redis-scripts.js';
 import {
   StateCorruptError,
@@ -144,7 +145,9 @@ function readTls(url: string, files: RedisTlsFiles): NonNullable<RedisOptions['t
 }
 
 function defaultClient(url: string, options: RedisOptions): Redis {
-  return options.sentinels === undefined ? new Redis(url, options) : new Redis(options);
+  return options.sentinels === undefined
+    ? new Redis(url, { ...options, Connector: GuardedConnector })
+    : new Redis(options);
 }
 
 /** `[generation, rotatedAtMs, pendingAtMs, version, rotated?]` as the scripts return it. */
