@@ -20,7 +20,9 @@ import type { Config } from '../config/schema.js';
 import { parseStateFile } from '../state/file-store.js';
 import { LOCK_STALE_MS, lockPathFor, ownerPathFor } from '../state/lock.js';
 import { parseStateUrl } from '../state/store.js';
-import { compileTopology, type UpstreamServerSpec, type UpstreamTlsSpec } from '../upstream/topology.js';
+import { readUpstreamTls } from '../upstream/cluster.js';
+import { memcachedTlsOptions, type ConnectionTls } from '../upstream/connection.js';
+import { compileTopology, type UpstreamServerSpec } from '../upstream/topology.js';
 
 export interface ProbeResult {
   /** what was tried: `upstream <pool> <address>` or `state <url without password>` */
@@ -39,25 +41,13 @@ export interface ProbeTimeouts {
 const MAX_REPLY_BYTES = 1024;
 const CRLF = '\r\n';
 
-function tlsOptions(server: UpstreamServerSpec, spec: UpstreamTlsSpec): tls.ConnectionOptions {
-  const read = (p: string | undefined): Buffer | undefined => (p === undefined ? undefined : fs.readFileSync(p));
-  const servername = spec.servername ?? (server.path === null && net.isIP(server.host) === 0 ? server.host : undefined);
-  return {
-    ca: read(spec.ca),
-    cert: read(spec.cert),
-    key: read(spec.key),
-    ...(servername !== undefined ? { servername } : {}),
-    rejectUnauthorized: true,
-  };
-}
-
 /**
- * Connects to one memcached server (TCP, unix socket, TLS when `tlsSpec`),
+ * Connects to one memcached server (TCP, unix socket, TLS when `tlsFiles`, as the proxy does),
  * sends `version`, and resolves with its `VERSION x` (never rejects).
  */
 export function probeMemcached(
   server: UpstreamServerSpec,
-  tlsSpec: UpstreamTlsSpec | null,
+  tlsFiles: ConnectionTls | null,
   timeouts: ProbeTimeouts,
 ): Promise<{ ok: boolean; detail: string }> {
   return new Promise((resolve) => {
@@ -76,9 +66,12 @@ export function probeMemcached(
       timeouts.connectTimeoutMs,
     );
     const target = server.path !== null ? { path: server.path } : { host: server.host, port: server.port };
-    const event = tlsSpec === null ? 'connect' : 'secureConnect';
+    const event = tlsFiles === null ? 'connect' : 'secureConnect';
     try {
-      socket = tlsSpec === null ? net.connect(target) : tls.connect({ ...target, ...tlsOptions(server, tlsSpec) });
+      socket =
+        tlsFiles === null
+          ? net.connect(target)
+          : tls.connect({ ...target, ...memcachedTlsOptions(server.host, tlsFiles) });
     } catch (err) {
       socket = new net.Socket();
       finish(false, (err as Error).message);
@@ -107,7 +100,7 @@ export function probeMemcached(
       const m = /^VERSION (\S.*)$/.exec(line);
       const ms = Date.now() - started;
       if (m === null) finish(false, `answered "version" with ${JSON.stringify(line.slice(0, 80))}, not VERSION`);
-      else finish(true, `memcached ${m[1] ?? ''}${tlsSpec === null ? '' : ' over TLS'} (${ms} ms)`);
+      else finish(true, `memcached ${m[1] ?? ''}${tlsFiles === null ? '' : ' over TLS'} (${ms} ms)`);
     });
   });
 }
@@ -193,9 +186,21 @@ export async function checkConnections(config: Config): Promise<ProbeResult[]> {
   };
   const probes: Promise<ProbeResult>[] = [];
   for (const pool of compileTopology(config).pools.values()) {
+    // the pool's TLS files, read once as the proxy reads them; unreadable: every server of the pool fails with why
+    let tlsFiles: ConnectionTls | null = null;
+    let unreadable: string | null = null;
+    try {
+      tlsFiles = readUpstreamTls(pool.tls, pool.name);
+    } catch (err) {
+      unreadable = (err as Error).message;
+    }
     for (const server of pool.servers) {
       const what = `upstream ${pool.name} ${server.address}`;
-      probes.push(probeMemcached(server, pool.tls, timeouts).then((r) => ({ what, ...r })));
+      const probe =
+        unreadable === null
+          ? probeMemcached(server, tlsFiles, timeouts)
+          : Promise.resolve({ ok: false, detail: unreadable });
+      probes.push(probe.then((r) => ({ what, ...r })));
     }
   }
   const what = `state ${redactUrl(config.state.url)}`;

@@ -85,8 +85,11 @@ export const DEFAULT_MAX_QUEUED = 10_000;
  */
 export const SERVER_DOWN: Buffer = Buffer.from(Replies.BACKEND_FAILURE);
 
-/** Reads a pool's TLS files (once per cluster: a reload reads them again). */
-function loadTls(spec: UpstreamTlsSpec | null, pool: string): ConnectionTls | null {
+/**
+ * Reads a pool's TLS files (once per cluster: a reload reads them again);
+ * a file that cannot be read is ERR_CONFIG_INVALID naming the pool and the file.
+ */
+export function readUpstreamTls(spec: UpstreamTlsSpec | null, pool: string): ConnectionTls | null {
   if (spec === null) return null;
   const read = (what: string, path: string | undefined): Buffer | undefined => {
     if (path === undefined) return undefined;
@@ -228,7 +231,7 @@ export class ServerPool {
     this.name = spec.name;
     this.spec = spec;
     this.ejectHosts = opts.ejectHosts ?? false;
-    const tls = loadTls(spec.tls, spec.name);
+    const tls = readUpstreamTls(spec.tls, spec.name);
     this.servers = spec.servers.map((s, i) => new UpstreamServer(s, i, this, opts, tls));
     this.isMulti = this.servers.length > 1;
     this.fullRing = buildRing(spec.servers, spec.distribution);

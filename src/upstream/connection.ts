@@ -112,6 +112,17 @@ export interface ConnectionTls {
   readonly servername?: string | undefined;
 }
 
+/**
+ * tls.connect options for a memcached server at `host` ('' for a unix socket):
+ * the certificate is always verified. servername (SNI and the name checked)
+ * defaults to the host, and is left out for an IP address, which is matched
+ * against the certificate's IP SANs.
+ */
+export function memcachedTlsOptions(host: string, t: ConnectionTls): tls.ConnectionOptions {
+  const servername = t.servername ?? (host !== '' && net.isIP(host) === 0 ? host : undefined);
+  return { ca: t.ca, cert: t.cert, key: t.key, servername, rejectUnauthorized: true };
+}
+
 export interface ConnectionOptions {
   readonly host: string;
   readonly port: number;
@@ -574,15 +585,9 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
       if (o.path != null) return net.connect({ path: o.path });
       return net.connect({ host: o.host, port: o.port, noDelay: true, keepAlive: true });
     }
-    // servername: SNI and the name checked; left out for an IP address, which is matched against the IP SANs
-    const servername = t.servername ?? (net.isIP(o.host) === 0 ? o.host : undefined);
     return tls.connect({
       ...(o.path != null ? { path: o.path } : { host: o.host, port: o.port }),
-      ca: t.ca,
-      cert: t.cert,
-      key: t.key,
-      servername,
-      rejectUnauthorized: true,
+      ...memcachedTlsOptions(o.host, t),
     });
   }
 
