@@ -19,7 +19,7 @@ import tls from 'node:tls';
 import type { Config } from '../config/schema.js';
 import { parseStateFile } from '../state/file-store.js';
 import { LOCK_STALE_MS, lockPathFor, ownerPathFor } from '../state/lock.js';
-import { parseStateUrl } from '../state/store.js';
+import { parseStateUrl, withoutPassword, type StateConfigLike } from '../state/store.js';
 import { readUpstreamTls } from '../upstream/cluster.js';
 import { memcachedTlsOptions, type ConnectionTls } from '../upstream/connection.js';
 import { compileTopology, type UpstreamServerSpec } from '../upstream/topology.js';
@@ -106,22 +106,35 @@ export function probeMemcached(
 }
 
 /**
- * PING through ioredis with a bounded connect, and the server's version from
- * INFO. NOTE: the lead may swap this for the Redis state store's own check
- * (issue #12) once it lands; the contract is the same: never rejects.
+ * PING and the server's version (INFO), connected exactly as the Redis state
+ * store connects (sentinels, state.tls, the same client), but with a bounded
+ * connect, one attempt and no retries. Never rejects.
  */
-export async function probeRedis(url: string, timeouts: ProbeTimeouts): Promise<{ ok: boolean; detail: string }> {
-  const { Redis } = await import('ioredis');
+export async function probeRedis(
+  state: StateConfigLike,
+  timeouts: ProbeTimeouts,
+): Promise<{ ok: boolean; detail: string }> {
+  const { newRedisClient, redisConnectionOptions } = await import('../state/redis-store.js');
   const started = Date.now();
-  const client = new Redis(url, {
-    lazyConnect: true,
-    connectTimeout: timeouts.connectTimeoutMs,
-    commandTimeout: timeouts.replyTimeoutMs,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    retryStrategy: () => null,
-  });
-  client.on('error', () => undefined); // reported through the rejected promises below
+  let client: Awaited<ReturnType<typeof newRedisClient>>;
+  try {
+    const options = redisConnectionOptions(state.url, {
+      ...(state.sentinels === undefined ? {} : { sentinels: state.sentinels }),
+      ...(state.sentinelName === undefined ? {} : { sentinelName: state.sentinelName }),
+      ...(state.tls === undefined ? {} : { tls: state.tls }),
+    });
+    client = newRedisClient(state.url, {
+      ...options,
+      connectTimeout: timeouts.connectTimeoutMs,
+      commandTimeout: timeouts.replyTimeoutMs,
+      retryStrategy: () => null,
+    });
+  } catch (err) {
+    return { ok: false, detail: (err as Error).message };
+  }
+  // the socket's own error (a refused certificate, ECONNREFUSED) says more than the rejected promise's
+  let lastError: Error | null = null;
+  client.on('error', (err: Error) => (lastError = err));
   try {
     await client.connect();
     const pong = await client.ping();
@@ -130,7 +143,7 @@ export async function probeRedis(url: string, timeouts: ProbeTimeouts): Promise<
     const version = /^redis_version:(\S+)/m.exec(info)?.[1] ?? 'unknown version';
     return { ok: true, detail: `redis ${version}, PING answered (${Date.now() - started} ms)` };
   } catch (err) {
-    return { ok: false, detail: (err as Error).message };
+    return { ok: false, detail: ((lastError as Error | null) ?? (err as Error)).message };
   } finally {
     client.disconnect();
   }
@@ -173,11 +186,6 @@ export async function probeStateFile(file: string): Promise<{ ok: boolean; detai
   return { ok: true, detail: `${what}; lock held by ${by} (refreshed ${formatSeconds(ageMs)} ago)` };
 }
 
-/** `redis://user:secret@host/0` → `redis://user:***@host/0`: reports never show a password. */
-export function redactUrl(url: string): string {
-  return url.replace(/^(\w+:\/\/[^:/@]*:)[^@]*@/, '$1***@');
-}
-
 /** Probes every upstream server of every pool and the state store; results in config order. */
 export async function checkConnections(config: Config): Promise<ProbeResult[]> {
   const timeouts: ProbeTimeouts = {
@@ -203,9 +211,9 @@ export async function checkConnections(config: Config): Promise<ProbeResult[]> {
       probes.push(probe.then((r) => ({ what, ...r })));
     }
   }
-  const what = `state ${redactUrl(config.state.url)}`;
+  const what = `state ${withoutPassword(config.state.url)}`;
   const loc = parseStateUrl(config.state.url);
-  const state = loc.kind === 'file' ? probeStateFile(loc.path) : probeRedis(loc.url, timeouts);
+  const state = loc.kind === 'file' ? probeStateFile(loc.path) : probeRedis(config.state, timeouts);
   probes.push(state.then((r) => ({ what, ...r })));
   return Promise.all(probes);
 }

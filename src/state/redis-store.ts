@@ -118,6 +118,16 @@ export function redisClientOptions(
 
 const isTlsUrl = (url: string): boolean => url.startsWith('rediss://');
 
+/**
+ * Everything a client of the store connects with: redisClientOptions plus
+ * state.tls's files for rediss:// (read now). The store, `memgate state show`
+ * and `check-config --connect` all connect through this and newRedisClient.
+ */
+export function redisConnectionOptions(url: string, opts: RedisStoreOptions): RedisOptions {
+  const base = redisClientOptions(url, opts.sentinels, opts.sentinelName ?? 'mymaster');
+  return opts.tls === undefined || !isTlsUrl(url) ? base : { ...base, tls: readTls(url, opts.tls) };
+}
+
 /** TLS options from state.tls (used with rediss:// only); a file that cannot be read is a StateError naming it. */
 function readTls(url: string, files: RedisTlsFiles): NonNullable<RedisOptions['tls']> {
   const read = (what: string, file: string | undefined): Buffer | undefined => {
@@ -144,7 +154,8 @@ function readTls(url: string, files: RedisTlsFiles): NonNullable<RedisOptions['t
   };
 }
 
-function defaultClient(url: string, options: RedisOptions): Redis {
+/** A client as the store makes them: the URL (or sentinels), sockets through GuardedConnector. */
+export function newRedisClient(url: string, options: RedisOptions): Redis {
   return options.sentinels === undefined
     ? new Redis(url, { ...options, Connector: GuardedConnector })
     : new Redis(options);
@@ -188,7 +199,7 @@ export class RedisStateStore implements StateStore {
     this.keyPrefix = opts.keyPrefix ?? 'memgate:';
     this.options = redisClientOptions(url, opts.sentinels, opts.sentinelName ?? 'mymaster');
     this.tlsFiles = opts.tls;
-    this.createClient = opts.createClient ?? defaultClient;
+    this.createClient = opts.createClient ?? newRedisClient;
     this.logger = opts.logger;
     this.leases = new RedisLeaseSource(this);
   }
@@ -599,9 +610,8 @@ export async function readRedisStates(
   opts: RedisStoreOptions = {},
 ): Promise<Map<string, TenantState>> {
   const store = new RedisStateStore(url, opts);
-  const base = redisClientOptions(url, opts.sentinels, opts.sentinelName ?? 'mymaster');
-  const options = opts.tls === undefined || !isTlsUrl(url) ? base : { ...base, tls: readTls(url, opts.tls) };
-  const client = (opts.createClient ?? defaultClient)(url, { ...options, retryStrategy: () => null });
+  const options = redisConnectionOptions(url, opts);
+  const client = (opts.createClient ?? newRedisClient)(url, { ...options, retryStrategy: () => null });
   let lastError: Error | null = null;
   client.on('error', (err: Error) => (lastError = err));
   try {

@@ -9,7 +9,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { probeMemcached, probeRedis, probeStateFile, redactUrl } from '../../src/admin/check-connect.js';
+import { probeMemcached, probeRedis, probeStateFile } from '../../src/admin/check-connect.js';
+import { withoutPassword } from '../../src/state/store.js';
 import { runCli } from '../helpers/memgate-process.js';
 import { freePort, spawnMemcached, waitForPort, type MemcachedProcess } from '../helpers/spawn-memcached.js';
 
@@ -164,10 +165,10 @@ describe('probeMemcached', () => {
 
 describe('state store probes', () => {
   it('redis: PING and the server version; a closed port is unreachable', async () => {
-    const up = await probeRedis(`redis://127.0.0.1:${redisPort}/0`, timeouts);
+    const up = await probeRedis({ url: `redis://127.0.0.1:${redisPort}/0` }, timeouts);
     expect(up.ok).toBe(true);
     expect(up.detail).toMatch(/^redis \d+\.\d+\.\d+, PING answered \(\d+ ms\)$/);
-    const down = await probeRedis(`redis://127.0.0.1:${closedPort}/0`, timeouts);
+    const down = await probeRedis({ url: `redis://127.0.0.1:${closedPort}/0` }, timeouts);
     expect(down.ok).toBe(false);
     expect(down.detail).toMatch(/ECONNREFUSED|Connection is closed/);
   });
@@ -189,8 +190,8 @@ describe('state store probes', () => {
   });
 
   it('never shows a password of the state URL', () => {
-    expect(redactUrl('redis://user:s3cret@host:6379/0')).toBe('redis://user:***@host:6379/0');
-    expect(redactUrl('redis://:s3cret@host/0')).toBe('redis://:***@host/0');
-    expect(redactUrl('file:/var/lib/memgate/state.json')).toBe('file:/var/lib/memgate/state.json');
+    expect(withoutPassword('redis://user:s3cret@host:6379/0')).toBe('redis://user:***@host:6379/0');
+    expect(withoutPassword('redis://:s3cret@host/0')).toBe('redis://:***@host/0');
+    expect(withoutPassword('file:/var/lib/memgate/state.json')).toBe('file:/var/lib/memgate/state.json');
   });
 });

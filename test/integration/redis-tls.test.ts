@@ -10,6 +10,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../src/config/load.js';
+import { probeRedis } from '../../src/admin/check-connect.js';
 import { createProxy } from '../../src/index.js';
 import { spawnMemcached, type MemcachedProcess } from '../helpers/spawn-memcached.js';
 import { spawnRedis, type RedisProcess } from '../helpers/spawn-redis.js';
@@ -114,6 +115,14 @@ describe('state.url rediss://', () => {
     } finally {
       await proxy.stop();
     }
+  });
+
+  it('is reached by check-config --connect as the store reaches it: with state.tls.ca, and not without', async () => {
+    const timeouts = { connectTimeoutMs: 2000, replyTimeoutMs: 2000 };
+    const trusted = await probeRedis({ url: redis.url, tls: { ca: path.join(dir, 'ca.pem') } }, timeouts);
+    expect(trusted).toMatchObject({ ok: true, detail: expect.stringMatching(/^redis \S+, PING answered/) });
+    const untrusted = await probeRedis({ url: redis.url }, timeouts);
+    expect(untrusted).toMatchObject({ ok: false, detail: expect.stringMatching(/certificate/) });
   });
 
   it('refuses to start when the certificate is not trusted (no CA given), naming the URL', async () => {
