@@ -17,7 +17,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { InvalidArgumentError } from 'commander';
-import { ADMIN_TOKEN_ENV, type Config } from '../config/schema.js';
+import { ADMIN_TOKEN_ENV, formatHostPort, type Config } from '../config/schema.js';
 import { CliError } from './cli-actions.js';
 
 /** One sample of the text exposition: `name{a="x"} value`. */
@@ -421,7 +421,7 @@ export function topTarget(
     throw new CliError('the config has no admin section: memgate top reads the admin API (admin: { host, port })');
   }
   const host = wildcardToLoopback(config.admin.host);
-  return { baseUrl: `http://${host.includes(':') ? `[${host}]` : host}:${config.admin.port}`, token };
+  return { baseUrl: `http://${formatHostPort(host, config.admin.port)}`, token };
 }
 
 /** `memgate top`'s flags (cli.ts). */

@@ -33,6 +33,7 @@ import { performance } from 'node:perf_hooks';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { ResetReason, UpstreamCounters } from '../admin/counters.js';
+import { formatHostPort } from '../config/schema.js';
 import { ErrorCode, UpstreamError, type UpstreamErrorCode } from '../errors.js';
 import { Cmd, ReplyShape, commandSpec } from '../protocol/text/commands.js';
 import { notAllowed, Replies } from '../protocol/text/replies.js';
@@ -287,7 +288,7 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
 
   constructor(opts: ConnectionOptions) {
     this.opts = opts;
-    this.address = opts.address ?? `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${opts.port}`;
+    this.address = opts.address ?? formatHostPort(opts.host, opts.port);
     this.log = opts.logger;
     this.parser = new ResponseParser(this);
     this.backoff = new Backoff(opts.backoffMinMs, opts.backoffMaxMs);
