@@ -5,8 +5,16 @@
  *                  │
  *                  └▶ in-flight FIFO:  [ head … tail ]   (array + head index)
  *                                         ▲
- *   memcached ─▶ 'data' ─▶ ResponseParser ┘ reads the head's shape, fills its
+ *   memcached ─▶ onread ─▶ ResponseParser ┘ reads the head's shape, fills its
  *                                           reply, shifts it, tells its owner
+ *
+ * Reads (plain TCP and unix sockets) go straight from libuv into this
+ * connection's read slab (`onread`), skipping the stream layer's per-read
+ * Buffer, push and nextTick. Each read lands after the bytes of the reads
+ * before it, so what the parser hands out (values are forwarded as slices,
+ * never copied) is never overwritten; a slab with too little room left is
+ * dropped for a new one, and lives on only while replies still point into it.
+ * TLS sockets read through 'data' as before.
  *
  * States:  IDLE ─start─▶ CONNECTING ─connect─▶ UP
  *                            ▲    │ fail          │ close, error, timeout, desync
@@ -237,6 +245,11 @@ function reconnectTick(conn: UpstreamConnection): void {
   conn.reconnect();
 }
 
+/** A read slab: the region after the bytes already read is the next read's buffer. */
+const READ_SLAB_BYTES = 64 * 1024;
+/** Less room than this left in the slab: the next read gets a new one (as large a read as libuv's usual 64 KiB is not needed). */
+const MIN_READ_BYTES = 16 * 1024;
+
 export class UpstreamConnection implements InFlight, ReplyOwner {
   readonly address: string;
   private readonly opts: ConnectionOptions;
@@ -285,6 +298,10 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
   /** the version string the server last answered (kept across reconnects), null before any */
   private versionText: string | null;
   private readonly counters: UpstreamCounters;
+  /** the slab reads land in (plain sockets), and how much of it earlier reads filled */
+  private readSlab: Buffer | null;
+  private readUsed: number;
+  private readonly nextReadBufferBound: () => Buffer;
 
   constructor(opts: ConnectionOptions) {
     this.opts = opts;
@@ -317,6 +334,9 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
     this.serverVersion = 0;
     this.versionText = null;
     this.counters = opts.counters ?? new UpstreamCounters(this.address);
+    this.readSlab = null;
+    this.readUsed = 0;
+    this.nextReadBufferBound = () => this.nextReadBuffer();
   }
 
   get connState(): ConnState {
@@ -551,7 +571,13 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
   private connect(): void {
     this.state = ConnState.CONNECTING;
     this.repliedSinceConnect = false;
-    const sock = this.openSocket();
+    // a new socket reads into a new slab: nothing of the old socket's can be written over
+    this.readSlab = null;
+    const sock = this.openSocket((nread, buf) => {
+      // buf is the Buffer nextReadBuffer() gave; true: keep reading (memcached's socket is never paused)
+      if (sock === this.socket) this.onRead(nread, buf as Buffer);
+      return true;
+    });
     this.socket = sock;
     this.connectTimer = setTimeout(connectTimeoutTick, this.opts.connectTimeoutMs, this);
     this.connectTimer.unref();
@@ -559,11 +585,13 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
     sock.on(this.opts.tls == null ? 'connect' : 'secureConnect', () => {
       if (sock === this.socket) this.onConnect(sock);
     });
-    sock.on('data', (chunk: Buffer) => {
-      if (sock !== this.socket) return;
-      this.lastReadMs = performance.now(); // once per chunk
-      this.parser.feed(chunk);
-    });
+    if (this.opts.tls != null) {
+      sock.on('data', (chunk: Buffer) => {
+        if (sock !== this.socket) return;
+        this.lastReadMs = performance.now(); // once per chunk
+        this.parser.feed(chunk);
+      });
+    }
     sock.on('drain', () => {
       if (sock === this.socket) this.onWritable();
     });
@@ -579,17 +607,37 @@ export class UpstreamConnection implements InFlight, ReplyOwner {
     });
   }
 
-  private openSocket(): net.Socket {
+  /** A plain socket reads into the read slab and calls `onread` for each read; a TLS one emits 'data'. */
+  private openSocket(onread: (nread: number, buf: Uint8Array) => boolean): net.Socket {
     const o = this.opts;
     const t = o.tls;
     if (t == null) {
-      if (o.path != null) return net.connect({ path: o.path });
-      return net.connect({ host: o.host, port: o.port, noDelay: true, keepAlive: true });
+      const reads = { buffer: this.nextReadBufferBound, callback: onread };
+      if (o.path != null) return net.connect({ path: o.path, onread: reads });
+      return net.connect({ host: o.host, port: o.port, noDelay: true, keepAlive: true, onread: reads });
     }
     return tls.connect({
       ...(o.path != null ? { path: o.path } : { host: o.host, port: o.port }),
       ...memcachedTlsOptions(o.host, t),
     });
+  }
+
+  /** `nread` bytes arrived at the start of `buf` (the region nextReadBuffer() gave). */
+  private onRead(nread: number, buf: Buffer): void {
+    this.readUsed += nread;
+    this.lastReadMs = performance.now(); // once per read
+    this.parser.feed(buf.subarray(0, nread));
+  }
+
+  /** Where the next read lands: right after the bytes read so far, or in a new slab. */
+  private nextReadBuffer(): Buffer {
+    let slab = this.readSlab;
+    if (slab === null || slab.length - this.readUsed < MIN_READ_BYTES) {
+      slab = Buffer.allocUnsafeSlow(READ_SLAB_BYTES);
+      this.readSlab = slab;
+      this.readUsed = 0;
+    }
+    return slab.subarray(this.readUsed);
   }
 
   private onConnect(sock: net.Socket): void {
