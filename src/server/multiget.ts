@@ -31,9 +31,13 @@
  * Servers: each key's request goes to the server its key maps to (the
  * session's UpstreamLink), so the keys of different servers are in flight
  * together and answer in any order; an answer finds its key by the key's
- * offset in the line. A slow server delays the writing of its keys and of
- * the keys after them (the reply is in client order), not the fetching of
- * the others. A key whose server is marked down is answered as a miss at
+ * offset in the line. A slow server does not delay the fetching of the
+ * others' keys. Once every key is sent, the answers are held (each was
+ * reserved for already) and the session is woken only by the last one, so
+ * the reply goes to the client in one write, as twemproxy's does, not in one
+ * piece per server; while keys are still to be sent (the budget did not
+ * allow them all) every answer wakes it, as it may write and send more. A
+ * key whose server is marked down is answered as a miss at
  * once (the get's outcome is then backend_miss); a key whose answer was
  * lost (its connection broke) ends the reply with the error, as before.
  *
@@ -284,6 +288,8 @@ export class MultiGet implements ReplyOwner {
     } else {
       this.answers[i] = answer;
       this.held += partsBytes(answer);
+      // every key sent and some still to come: nothing is flushed or sent until the last one
+      if (this.inFlight > 0 && this.allSent) return;
     }
     this.host.onMultiGetProgress();
   }
